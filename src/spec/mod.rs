@@ -1,0 +1,6 @@
+//! The InferenceService model: parsing, validation and normalisation.
+//!
+//! Everything here is pure: functions take bytes, paths and settings as values and return
+//! values. Nothing reads a clock, the file system or the network.
+
+pub mod autoscaling;
