@@ -3,4 +3,9 @@
 //! Everything here is pure: functions take bytes, paths and settings as values and return
 //! values. Nothing reads a clock, the file system or the network.
 
+pub mod annotations;
 pub mod autoscaling;
+pub mod diagnostic;
+pub mod duration;
+pub mod quantity;
+pub mod yaml;
