@@ -12,4 +12,5 @@
 //! - [`api`]: the management API (axum).
 //! - [`cli`]: one file per command.
 
+pub mod config;
 pub mod spec;

@@ -8,4 +8,7 @@ pub mod autoscaling;
 pub mod diagnostic;
 pub mod duration;
 pub mod quantity;
+pub mod runtime;
+pub mod types;
+pub mod v1alpha2;
 pub mod yaml;

@@ -1,0 +1,863 @@
+//! The daemon's configuration: every setting, its documented default, and the file that
+//! overrides them.
+//!
+//! Precedence, lowest first: built-in defaults ← config file (`--config FILE`,
+//! `GANTRY_CONFIG`) ← environment (`GANTRY_DIR`, `GANTRY_API`, `GANTRY_STATE_DIR`) ←
+//! command-line flags. clap resolves the last two (its `env` feature), so [`Overrides`]
+//! arrives holding the winner and [`Config::apply`] only has to lay it over the file.
+//!
+//! The config file is read through the one YAML module ([`crate::spec::yaml`]): unknown
+//! settings are errors with a did-you-mean, and every problem names the file, the line and
+//! the setting. [`defaults_yaml`] prints the defaults as a commented file for users to copy
+//! (`gantry config defaults`); a test parses it back, so the documentation cannot drift.
+
+use std::fmt;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::spec::autoscaling::{validate_defaults, AutoscalingDefaults};
+use crate::spec::diagnostic::{Diagnostic, Severity};
+use crate::spec::duration::GoDuration;
+use crate::spec::yaml::{self, FieldPath, UnknownFields, DEFAULT_MAX_FILE_BYTES};
+
+/// The management API's default address (DESIGN.md, "Ports").
+pub const DEFAULT_API: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8081);
+
+/// The config file itself is refused beyond this size (it is read before `max-file-bytes`
+/// is known, so it has its own bound).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The daemon's configuration. Field names are the config file's keys in kebab-case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// The watched folder of InferenceService YAML.
+    pub dir: PathBuf,
+    /// The management API's listen address.
+    pub api: SocketAddr,
+    /// Where gantry keeps its own state (see [`default_state_dir`]).
+    pub state_dir: PathBuf,
+    /// Services answer at `<name>.<namespace>.<domain>`.
+    pub domain: String,
+    /// The namespace of documents that set none.
+    pub default_namespace: String,
+    /// Whether a field no type knows rejects the document (`error`, as `kubectl apply`) or
+    /// only warns.
+    pub unknown_fields: UnknownFields,
+    /// Files larger than this are refused before they are parsed.
+    pub max_file_bytes: usize,
+    /// How long the folder must be quiet before it is rescanned (a Go duration).
+    pub debounce: String,
+    /// How often the whole folder is rescanned in case file events were lost (a Go duration).
+    pub resync_interval: String,
+    /// The daemon-wide autoscaler defaults (Knative `config-autoscaler` keys).
+    pub autoscaling: AutoscalingDefaults,
+}
+
+/// Built-in value of `debounce`.
+const DEFAULT_DEBOUNCE: &str = "50ms";
+/// Built-in value of `resync-interval`.
+const DEFAULT_RESYNC_INTERVAL: &str = "30s";
+
+impl Default for Config {
+    /// The built-in defaults. `state-dir` depends on the user and the environment
+    /// ([`default_state_dir`]); everything else is constant.
+    fn default() -> Self {
+        Config {
+            dir: PathBuf::from("services"),
+            api: DEFAULT_API,
+            state_dir: default_state_dir(),
+            domain: "localhost".into(),
+            default_namespace: "default".into(),
+            unknown_fields: UnknownFields::Error,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            debounce: DEFAULT_DEBOUNCE.into(),
+            resync_interval: DEFAULT_RESYNC_INTERVAL.into(),
+            autoscaling: AutoscalingDefaults::default(),
+        }
+    }
+}
+
+/// The settings the environment and the command line can set, already resolved by clap
+/// (flag over environment). `None` leaves the config file's value (or the default) alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--dir` / `GANTRY_DIR`.
+    pub dir: Option<PathBuf>,
+    /// `--api` / `GANTRY_API`.
+    pub api: Option<SocketAddr>,
+    /// `--state-dir` / `GANTRY_STATE_DIR`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` / `GANTRY_CONFIG` is not there.
+    #[error("config file {} does not exist", .path.display())]
+    NotFound {
+        /// The file as given.
+        path: PathBuf,
+    },
+    /// The file is there but cannot be read (permissions, a folder, not UTF-8, ...).
+    #[error("cannot read config file {}: {source}", .path.display())]
+    Read {
+        /// The file as given.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_FILE_BYTES`].
+    #[error(
+        "config file {} is larger than {limit} bytes; a gantry config file is a few hundred bytes",
+        .path.display()
+    )]
+    TooLarge {
+        /// The file as given.
+        path: PathBuf,
+        /// The bound it exceeds.
+        limit: u64,
+    },
+    /// The file was read but is not a valid configuration.
+    #[error("{}", DiagnosticLines(.diagnostics))]
+    Invalid {
+        /// The file as given.
+        path: PathBuf,
+        /// Every problem found, each naming the file, the line and the setting.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+/// Prints diagnostics one per line, as `gantry validate` does.
+struct DiagnosticLines<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for DiagnosticLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diagnostic) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{diagnostic}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Parses and validates a config file's text. `file` names it in the diagnostics.
+    /// Settings the file leaves out take their defaults; an empty file is all defaults.
+    pub fn from_yaml(text: &str, file: &str) -> Result<Config, Vec<Diagnostic>> {
+        let config: Config = yaml::from_str_strict(text, file)?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        // The text parsed once already; parse it again only to position the problems.
+        let (docs, _) = yaml::documents(text);
+        Err(problems
+            .into_iter()
+            .map(|d| {
+                let position = match (docs.first(), &d.field) {
+                    (Some(doc), Some(field)) => doc.position(&FieldPath::parse(field)),
+                    _ => None,
+                };
+                d.at(position).in_file(file)
+            })
+            .collect())
+    }
+
+    /// Reads the config file at `path`, or returns the built-in defaults when there is none.
+    /// A file given explicitly that does not exist is an error naming it.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = read_bounded(path)?;
+        Config::from_yaml(&text, &path.display().to_string()).map_err(|diagnostics| {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics,
+            }
+        })
+    }
+
+    /// Lays the environment and the command line over the file's values.
+    pub fn apply(&mut self, overrides: Overrides) {
+        let Overrides {
+            dir,
+            api,
+            state_dir,
+        } = overrides;
+        if let Some(dir) = dir {
+            self.dir = dir;
+        }
+        if let Some(api) = api {
+            self.api = api;
+        }
+        if let Some(state_dir) = state_dir {
+            self.state_dir = state_dir;
+        }
+    }
+
+    /// Every problem of the settings, each naming its setting in `field` (no file or
+    /// position: [`Config::from_yaml`] adds them). Empty when the configuration is usable.
+    pub fn validate(&self) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        if self.dir.as_os_str().is_empty() {
+            problems.push(Diagnostic::error("dir must not be empty").at_field("dir"));
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            problems.push(Diagnostic::error("state-dir must not be empty").at_field("state-dir"));
+        }
+        if let Some(message) = dns_subdomain_problem(&self.domain) {
+            problems.push(Diagnostic::error(format!("domain: {message}")).at_field("domain"));
+        }
+        if let Some(message) = dns_label_problem(&self.default_namespace) {
+            problems.push(
+                Diagnostic::error(format!("default-namespace: {message}"))
+                    .at_field("default-namespace"),
+            );
+        }
+        if self.max_file_bytes == 0 {
+            problems.push(
+                Diagnostic::error("max-file-bytes must be positive, was: 0")
+                    .at_field("max-file-bytes"),
+            );
+        }
+        for (key, value) in [
+            ("debounce", &self.debounce),
+            ("resync-interval", &self.resync_interval),
+        ] {
+            if let Err(message) = positive_duration(key, value) {
+                problems.push(Diagnostic::error(message).at_field(key));
+            }
+        }
+        let keys = autoscaling_keys();
+        for message in validate_defaults(&self.autoscaling) {
+            let field = match setting_named_in(&message, &keys) {
+                Some(key) => format!("autoscaling.{key}"),
+                None => "autoscaling".to_string(),
+            };
+            problems.push(Diagnostic::error(message).at_field(field));
+        }
+        problems
+    }
+
+    /// `debounce` as a duration. A configuration that passed [`Config::validate`] always has
+    /// one; an invalid value built in code falls back to the built-in default.
+    pub fn debounce(&self) -> Duration {
+        duration_or(&self.debounce, DEFAULT_DEBOUNCE)
+    }
+
+    /// `resync-interval` as a duration (same fallback as [`Config::debounce`]).
+    pub fn resync_interval(&self) -> Duration {
+        duration_or(&self.resync_interval, DEFAULT_RESYNC_INTERVAL)
+    }
+}
+
+/// The default `state-dir` for whoever runs gantry: `/var/lib/gantry` as root, else
+/// `$XDG_STATE_HOME/gantry`, else `~/.local/state/gantry`. Reads the environment and
+/// `/proc`, so it is called once, at the edge ([`Config::default`]).
+pub fn default_state_dir() -> PathBuf {
+    state_dir_for(
+        running_as_root(),
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// The rule behind [`default_state_dir`], with the environment as arguments. The XDG spec
+/// says a relative `XDG_STATE_HOME` is invalid and must be ignored. With neither variable
+/// set, `gantry-state` in the working directory.
+pub fn state_dir_for(
+    root: bool,
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if root {
+        return PathBuf::from("/var/lib/gantry");
+    }
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(state) = absolute(xdg_state_home) {
+        return state.join("gantry");
+    }
+    if let Some(home) = absolute(home) {
+        return home.join(".local/state/gantry");
+    }
+    PathBuf::from("gantry-state")
+}
+
+/// Whether the effective user is root, from `/proc/self/status` (`Uid: real effective ...`).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn read_bounded(path: &Path) -> Result<String, ConfigError> {
+    let read_error = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound => ConfigError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_CONFIG_FILE_BYTES,
+        });
+    }
+    Ok(text)
+}
+
+/// A positive Go duration, or the message that names `key` and says why not.
+fn positive_duration(key: &str, value: &str) -> Result<Duration, String> {
+    match GoDuration::parse(value) {
+        Ok(d) if d > GoDuration::ZERO => d
+            .to_std()
+            .ok_or_else(|| format!("{key} must be positive, was: {d}")),
+        Ok(d) => Err(format!("{key} must be positive, was: {d}")),
+        Err(e) => Err(format!("failed to parse \"{key}\": {e}")),
+    }
+}
+
+fn duration_or(value: &str, default: &str) -> Duration {
+    positive_duration("", value)
+        .or_else(|_| positive_duration("", default))
+        .unwrap_or_default()
+}
+
+/// The kebab-case keys of [`AutoscalingDefaults`], as its serialisation names them.
+fn autoscaling_keys() -> Vec<String> {
+    match serde_json::to_value(AutoscalingDefaults::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The setting a Knative `config-autoscaler` message is about: the one it starts with
+/// (`stable-window = 5s, ...`) or quotes (`failed to parse "stable-window": ...`). The
+/// longest match wins, so `max-scale-limit` is not taken for `max-scale`.
+fn setting_named_in<'a>(message: &str, keys: &'a [String]) -> Option<&'a str> {
+    let ends_word = |rest: &str| {
+        rest.chars()
+            .next()
+            .is_none_or(|c| c != '-' && !c.is_ascii_alphanumeric())
+    };
+    keys.iter()
+        .filter(|key| {
+            message.strip_prefix(key.as_str()).is_some_and(ends_word)
+                || message.contains(&format!("\"{key}\""))
+        })
+        .max_by_key(|key| key.len())
+        .map(String::as_str)
+}
+
+/// Kubernetes' DNS-1123 label rule (namespaces), with its text.
+fn dns_label_problem(value: &str) -> Option<String> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    (!valid).then(|| {
+        format!(
+            "Invalid value: \"{value}\": a lowercase RFC 1123 label must consist of lower case \
+             alphanumeric characters or '-', and must start and end with an alphanumeric \
+             character (e.g. 'my-name',  or '123-abc', regex used for validation is \
+             '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    })
+}
+
+/// Kubernetes' DNS-1123 subdomain rule (the domain services answer under), with its text.
+fn dns_subdomain_problem(value: &str) -> Option<String> {
+    let valid = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .split('.')
+            .all(|label| dns_label_problem(label).is_none());
+    (!valid).then(|| {
+        format!(
+            "Invalid value: \"{value}\": a lowercase RFC 1123 subdomain must consist of lower \
+             case alphanumeric characters, '-' or '.', and must start and end with an \
+             alphanumeric character (e.g. 'example.com', regex used for validation is \
+             '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        )
+    })
+}
+
+/// What each setting does, as printed above it by [`defaults_yaml`]. A test checks that
+/// every field of [`Config`] and [`AutoscalingDefaults`] has an entry.
+fn comment(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "dir" => {
+            "The watched folder of InferenceService YAML (*.yaml, *.yml, subfolders\n\
+                  included), relative to the working directory. Flag --dir, env GANTRY_DIR."
+        }
+        "api" => {
+            "Listen address of the management API and `gantry get` / `describe`.\n\
+                  Loopback only by default. Flag --api, env GANTRY_API."
+        }
+        "state-dir" => {
+            "Where gantry keeps its own state. Default: /var/lib/gantry as root,\n\
+                        else $XDG_STATE_HOME/gantry, else ~/.local/state/gantry; the value\n\
+                        below is the default for the user who printed this file.\n\
+                        Flag --state-dir, env GANTRY_STATE_DIR."
+        }
+        "domain" => "Services answer at <name>.<namespace>.<domain>; `localhost` needs no DNS.",
+        "default-namespace" => "The namespace of documents that set no metadata.namespace.",
+        "unknown-fields" => {
+            "A field no type knows: `error` rejects the document (as\n\
+                             `kubectl apply` does), `warn` accepts it with a warning."
+        }
+        "max-file-bytes" => "YAML files larger than this many bytes are refused unread.",
+        "debounce" => {
+            "How long the folder must be quiet after a change before it is\n\
+                       rescanned (a Go duration: 50ms, 1s, ...)."
+        }
+        "resync-interval" => {
+            "How often the whole folder is rescanned in case file events\n\
+                              were lost (a Go duration)."
+        }
+        "autoscaling" => {
+            "Autoscaler defaults for every service (Knative `config-autoscaler`\n\
+                          keys; GPU-tuned values). Services override them with\n\
+                          `autoscaling.knative.dev/*` annotations and spec fields."
+        }
+        "enable-scale-to-zero" => {
+            "Whether a service with minReplicas 0 may scale to zero\n\
+                                   replicas (false keeps at least one)."
+        }
+        "container-concurrency-target-percentage" => {
+            "Percent of the concurrency target the autoscaler actually aims at."
+        }
+        "container-concurrency-target-default" => {
+            "Concurrent requests per replica aimed at when neither containerConcurrency\n\
+             nor a target annotation is set."
+        }
+        "requests-per-second-target-default" => {
+            "Requests per second per replica aimed at for the `rps` metric."
+        }
+        "target-burst-capacity" => {
+            "Spare request capacity kept for bursts (-1: unlimited). The router is\n\
+             always in the path, so this is validated and reported only."
+        }
+        "stable-window" => "The window whose average concurrency drives scaling (6s to 1h).",
+        "panic-window-percentage" => {
+            "The panic window, as a percentage of the stable window (1 to 100)."
+        }
+        "panic-threshold-percentage" => {
+            "Panic mode starts when the panic window's load reaches this percentage\n\
+             of the current capacity."
+        }
+        "max-scale-up-rate" => "At most this many times the current replicas per decision.",
+        "max-scale-down-rate" => "At most the current replicas divided by this per decision.",
+        "scale-to-zero-grace-period" => {
+            "How long the last replica is kept after the decision to scale to zero."
+        }
+        "scale-to-zero-pod-retention-period" => {
+            "The last replica is kept at least this long after the last request."
+        }
+        "scale-down-delay" => "Scale down only after the lower load has lasted this long.",
+        "initial-scale" => "Replicas started when a revision is created.",
+        "allow-zero-initial-scale" => "Whether initial-scale (and the annotation) may be 0.",
+        "min-scale" => {
+            "Lower replica bound for services that set neither minReplicas nor\n\
+                        an annotation (KServe sets minReplicas 1 when it is unset)."
+        }
+        "max-scale" => "Upper replica bound when a service sets none (0: unlimited).",
+        "max-scale-limit" => "Largest max-scale a service may ask for (0: no limit).",
+        "tick-interval" => "How often the autoscaler decides (Knative's fixed 2s).",
+        _ => return None,
+    })
+}
+
+/// The built-in defaults as a commented YAML file (`gantry config defaults`).
+pub fn defaults_yaml() -> String {
+    render(&Config::default())
+}
+
+/// `config` as a YAML file with every setting under a comment saying what it does.
+fn render(config: &Config) -> String {
+    let mut out = String::from(
+        "# gantry daemon configuration: every setting with its built-in default.\n\
+         # Use it with `gantry serve --config FILE` (or GANTRY_CONFIG=FILE). Settings left out\n\
+         # keep their defaults; unknown settings are errors. Precedence, lowest first:\n\
+         # built-in defaults <- this file <- environment (GANTRY_*) <- command-line flags.\n",
+    );
+    // Paths are the only fields whose serialisation can fail (non-UTF-8); print them lossily.
+    let mut printable = config.clone();
+    printable.dir = PathBuf::from(printable.dir.to_string_lossy().into_owned());
+    printable.state_dir = PathBuf::from(printable.state_dir.to_string_lossy().into_owned());
+    if let Ok(Value::Mapping(settings)) = serde_yaml::to_value(&printable) {
+        render_mapping(&mut out, &settings, "");
+    }
+    out
+}
+
+fn render_mapping(out: &mut String, settings: &serde_yaml::Mapping, indent: &str) {
+    for (key, value) in settings {
+        let key = key.as_str().unwrap_or_default();
+        out.push('\n');
+        for line in comment(key).unwrap_or("(undocumented)").lines() {
+            out.push_str(&format!("{indent}# {}\n", line.trim()));
+        }
+        match value {
+            Value::Mapping(inner) => {
+                out.push_str(&format!("{indent}{key}:\n"));
+                render_mapping(out, inner, &format!("{indent}  "));
+            }
+            scalar => {
+                let text = serde_yaml::to_string(scalar).unwrap_or_default();
+                out.push_str(&format!("{indent}{key}: {}\n", text.trim_end()));
+            }
+        }
+    }
+}
+
+impl Config {
+    /// This configuration as a commented YAML file (what [`defaults_yaml`] prints for the
+    /// defaults), for `gantry config` to show the effective settings.
+    pub fn to_yaml(&self) -> String {
+        render(self)
+    }
+}
+
+/// Used by tests of other modules that need a configuration without touching the
+/// environment-dependent `state-dir`.
+#[cfg(test)]
+pub(crate) fn test_config() -> Config {
+    Config {
+        state_dir: PathBuf::from("/tmp/gantry-test-state"),
+        ..Config::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        Config::from_yaml(text, "gantry.yaml")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn defaults_yaml_round_trips_to_the_defaults() {
+        let text = defaults_yaml();
+        assert_eq!(
+            Config::from_yaml(&text, "defaults.yaml").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn any_config_round_trips_through_its_yaml() {
+        let mut config = test_config();
+        config.api = "0.0.0.0:9000".parse().unwrap();
+        config.domain = "example.com".into();
+        config.unknown_fields = UnknownFields::Warn;
+        config.debounce = "1s".into();
+        config.autoscaling.max_scale_down_rate = 2.5;
+        config.autoscaling.stable_window = "1m".into();
+        assert_eq!(
+            Config::from_yaml(&config.to_yaml(), "c.yaml").unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn every_setting_is_printed_under_its_own_comment() {
+        let text = defaults_yaml();
+        let lines: Vec<&str> = text.lines().collect();
+        let documented = |indent: &str, key: &str| {
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(&format!("{indent}{key}:")))
+                .unwrap_or_else(|| panic!("`{key}` is missing from defaults_yaml()"));
+            assert!(
+                lines[at - 1].trim_start().starts_with("# "),
+                "`{key}` has no comment above it"
+            );
+            assert!(comment(key).is_some(), "`{key}` has no entry in comment()");
+        };
+        let config = serde_json::to_value(test_config()).unwrap();
+        for key in config.as_object().unwrap().keys() {
+            documented("", key);
+        }
+        let autoscaling = serde_json::to_value(AutoscalingDefaults::default()).unwrap();
+        for key in autoscaling.as_object().unwrap().keys() {
+            documented("  ", key);
+        }
+        assert!(!text.contains("(undocumented)"));
+    }
+
+    #[test]
+    fn built_in_defaults() {
+        let config = Config::default();
+        assert_eq!(config.dir, PathBuf::from("services"));
+        assert_eq!(config.api.to_string(), "127.0.0.1:8081");
+        assert_eq!(config.domain, "localhost");
+        assert_eq!(config.default_namespace, "default");
+        assert_eq!(config.unknown_fields, UnknownFields::Error);
+        assert_eq!(config.max_file_bytes, DEFAULT_MAX_FILE_BYTES);
+        assert_eq!(config.debounce(), Duration::from_millis(50));
+        assert_eq!(config.resync_interval(), Duration::from_secs(30));
+        assert_eq!(config.autoscaling, AutoscalingDefaults::default());
+        assert!(config.validate().is_empty());
+    }
+
+    #[test]
+    fn empty_and_partial_files_keep_the_defaults() {
+        assert_eq!(Config::from_yaml("", "c.yaml").unwrap(), Config::default());
+        let config = Config::from_yaml(
+            "debounce: 200ms\nunknown-fields: warn\nautoscaling:\n  stable-window: 60s\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.debounce(), Duration::from_millis(200));
+        assert_eq!(config.unknown_fields, UnknownFields::Warn);
+        assert_eq!(config.autoscaling.stable_window, "60s");
+        assert_eq!(config.autoscaling.max_scale_up_rate, 20.0);
+        assert_eq!(config.domain, "localhost");
+    }
+
+    #[test]
+    fn unknown_settings_get_a_did_you_mean_with_their_line() {
+        assert_eq!(
+            errors("domain: example.com\ndebunce: 1s\n"),
+            ["gantry.yaml:2:1: error: unknown field \"debunce\"; did you mean \"debounce\"?"]
+        );
+        assert_eq!(
+            errors("autoscaling:\n  stable-windw: 60s\n"),
+            [
+                "gantry.yaml:2:3: error: unknown field \"autoscaling.stable-windw\"; \
+                 did you mean \"stable-window\"?"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_line() {
+        let check = |text: &str, expected: &[&str]| assert_eq!(errors(text), expected, "{text}");
+        check(
+            "domain: localhost\ndebounce: fast\n",
+            &["gantry.yaml:2:1: error: failed to parse \"debounce\": \
+               time: invalid duration \"fast\""],
+        );
+        check(
+            "resync-interval: 0s\n",
+            &["gantry.yaml:1:1: error: resync-interval must be positive, was: 0s"],
+        );
+        check(
+            "debounce: -5ms\n",
+            &["gantry.yaml:1:1: error: debounce must be positive, was: -5ms"],
+        );
+        // A bare number is a YAML integer, not a duration: the type error names the setting.
+        check(
+            "debounce: 50\n",
+            &["gantry.yaml:1:1: error: debounce: invalid type: integer `50`, expected a string"],
+        );
+        check(
+            "debounce: 50x\n",
+            &["gantry.yaml:1:1: error: failed to parse \"debounce\": \
+               time: unknown unit \"x\" in duration \"50x\""],
+        );
+        check(
+            "max-file-bytes: 0\n",
+            &["gantry.yaml:1:1: error: max-file-bytes must be positive, was: 0"],
+        );
+        check(
+            "\nautoscaling:\n  max-scale-up-rate: 1\n  stable-window: 5s\n",
+            &[
+                "gantry.yaml:3:3: error: autoscaling.max-scale-up-rate: \
+                 max-scale-up-rate = 1, must be greater than 1.0",
+                "gantry.yaml:4:3: error: autoscaling.stable-window: \
+                 stable-window = 5s, must be in [6s; 1h0m0s] range",
+            ],
+        );
+        check(
+            "autoscaling:\n  tick-interval: soon\n",
+            &[
+                "gantry.yaml:2:3: error: autoscaling.tick-interval: failed to parse data: \
+               failed to parse \"tick-interval\": time: invalid duration \"soon\"",
+            ],
+        );
+        let domain = errors("domain: Example.COM\n");
+        assert!(
+            domain[0].starts_with("gantry.yaml:1:1: error: domain: Invalid value: \"Example.COM\""),
+            "{domain:?}"
+        );
+        let namespace = errors("default-namespace: my_ns\n");
+        assert!(
+            namespace[0].contains("default-namespace: Invalid value: \"my_ns\""),
+            "{namespace:?}"
+        );
+        let api = errors("api: localhost\n");
+        assert!(
+            api[0].starts_with("gantry.yaml:1:1: error: api: "),
+            "{api:?}"
+        );
+        let kind = errors("unknown-fields: ignore\n");
+        assert!(
+            kind[0]
+                .contains("Unsupported value: \"ignore\": supported values: \"error\", \"warn\""),
+            "{kind:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let all = errors("debounce: x\nresync-interval: 0s\nmax-file-bytes: 0\n");
+        assert_eq!(all.len(), 3, "{all:?}");
+    }
+
+    #[test]
+    fn a_problem_spanning_two_settings_names_the_first() {
+        let keys = autoscaling_keys();
+        let check = |message: &str, expected: Option<&str>| {
+            assert_eq!(setting_named_in(message, &keys), expected, "{message}");
+        };
+        check(
+            "max-scale = 5, must be in [1, max-scale-limit(3)] range",
+            Some("max-scale"),
+        );
+        check(
+            "max-scale-up-rate = 1, must be greater than 1.0",
+            Some("max-scale-up-rate"),
+        );
+        check(
+            "min-scale (3) must be less than max-scale (2)",
+            Some("min-scale"),
+        );
+        check(
+            "container-concurrency-target-percentage and container-concurrency-target-default \
+             yield target concurrency of 0.001, can't be less than 0.01",
+            Some("container-concurrency-target-percentage"),
+        );
+        check("something else", None);
+    }
+
+    #[test]
+    fn precedence_defaults_then_file_then_overrides() {
+        let mut config =
+            Config::from_yaml("dir: from-file\napi: 127.0.0.1:9001\n", "c.yaml").unwrap();
+        assert_eq!(config.dir, PathBuf::from("from-file"));
+        let state_dir = config.state_dir.clone();
+        config.apply(Overrides::default());
+        assert_eq!(config.dir, PathBuf::from("from-file"));
+        assert_eq!(config.api.to_string(), "127.0.0.1:9001");
+        config.apply(Overrides {
+            dir: Some(PathBuf::from("from-flag")),
+            api: None,
+            state_dir: None,
+        });
+        assert_eq!(config.dir, PathBuf::from("from-flag"));
+        assert_eq!(
+            config.api.to_string(),
+            "127.0.0.1:9001",
+            "the file's value stays"
+        );
+        assert_eq!(config.state_dir, state_dir, "the default stays");
+        config.apply(Overrides {
+            dir: None,
+            api: Some("127.0.0.1:9002".parse().unwrap()),
+            state_dir: Some(PathBuf::from("/srv/gantry")),
+        });
+        assert_eq!(config.dir, PathBuf::from("from-flag"));
+        assert_eq!(config.api.to_string(), "127.0.0.1:9002");
+        assert_eq!(config.state_dir, PathBuf::from("/srv/gantry"));
+    }
+
+    #[test]
+    fn state_dir_rule() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        let check = |root, xdg, home, expected: &str| {
+            assert_eq!(state_dir_for(root, xdg, home), PathBuf::from(expected));
+        };
+        check(true, os("/x"), os("/root"), "/var/lib/gantry");
+        check(false, os("/x/state"), os("/home/a"), "/x/state/gantry");
+        check(false, None, os("/home/a"), "/home/a/.local/state/gantry");
+        check(
+            false,
+            os("relative"),
+            os("/home/a"),
+            "/home/a/.local/state/gantry",
+        );
+        check(false, os(""), os("/home/a"), "/home/a/.local/state/gantry");
+        check(false, None, None, "gantry-state");
+    }
+
+    #[test]
+    fn load_reads_the_named_file() {
+        assert_eq!(Config::load(None).unwrap(), Config::default());
+
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let err = Config::load(Some(&missing)).unwrap_err();
+        assert!(matches!(err, ConfigError::NotFound { .. }));
+        assert_eq!(
+            err.to_string(),
+            format!("config file {} does not exist", missing.display())
+        );
+
+        let file = dir.path().join("gantry.yaml");
+        std::fs::write(&file, "domain: example.com\n").unwrap();
+        assert_eq!(Config::load(Some(&file)).unwrap().domain, "example.com");
+
+        std::fs::write(&file, "domian: example.com\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:1:1: error: unknown field \"domian\"; did you mean \"domain\"?",
+                file.display()
+            )
+        );
+
+        let err = Config::load(Some(dir.path())).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, "#".repeat(MAX_CONFIG_FILE_BYTES as usize + 1)).unwrap();
+        assert!(matches!(
+            Config::load(Some(&big)).unwrap_err(),
+            ConfigError::TooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn duration_accessors_fall_back_on_invalid_values() {
+        let mut config = test_config();
+        config.debounce = "nonsense".into();
+        config.resync_interval = "1m30s".into();
+        assert_eq!(config.debounce(), Duration::from_millis(50));
+        assert_eq!(config.resync_interval(), Duration::from_secs(90));
+    }
+}
