@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 use crate::spec::autoscaling::{validate_defaults, AutoscalingDefaults};
-use crate::spec::diagnostic::{Diagnostic, Severity};
+use crate::spec::diagnostic::Diagnostic;
 use crate::spec::duration::GoDuration;
 use crate::spec::yaml::{self, FieldPath, UnknownFields, DEFAULT_MAX_FILE_BYTES};
 
@@ -153,7 +153,7 @@ impl Config {
     /// Parses and validates a config file's text. `file` names it in the diagnostics.
     /// Settings the file leaves out take their defaults; an empty file is all defaults.
     pub fn from_yaml(text: &str, file: &str) -> Result<Config, Vec<Diagnostic>> {
-        let config: Config = yaml::from_str_strict(text, file)?;
+        let config: Config = yaml::from_str_strict(text, file).map_err(explain_addresses)?;
         let problems = config.validate();
         if problems.is_empty() {
             return Ok(config);
@@ -249,6 +249,12 @@ impl Config {
         problems
     }
 
+    /// This configuration as a commented YAML file (what [`defaults_yaml`] prints for the
+    /// defaults), for showing the effective settings.
+    pub fn to_yaml(&self) -> String {
+        render(self)
+    }
+
     /// `debounce` as a duration. A configuration that passed [`Config::validate`] always has
     /// one; an invalid value built in code falls back to the built-in default.
     pub fn debounce(&self) -> Duration {
@@ -259,6 +265,22 @@ impl Config {
     pub fn resync_interval(&self) -> Duration {
         duration_or(&self.resync_interval, DEFAULT_RESYNC_INTERVAL)
     }
+}
+
+/// serde's text for a bad `SocketAddr` says neither what is expected nor that a host name
+/// is not accepted.
+fn explain_addresses(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diagnostics
+        .into_iter()
+        .map(|mut d| {
+            if d.message == "invalid socket address syntax" {
+                d.message = "invalid socket address syntax: expected IP:PORT, such as \
+                             127.0.0.1:8081 or [::1]:8081 (not a host name)"
+                    .into();
+            }
+            d
+        })
+        .collect()
 }
 
 /// The default `state-dir` for whoever runs gantry: `/var/lib/gantry` as root, else
@@ -476,10 +498,11 @@ fn comment(key: &str) -> Option<&'static str> {
         "max-scale-up-rate" => "At most this many times the current replicas per decision.",
         "max-scale-down-rate" => "At most the current replicas divided by this per decision.",
         "scale-to-zero-grace-period" => {
-            "How long the last replica is kept after the decision to scale to zero."
+            "Once the autoscaler decides to scale to zero, the last replica is removed\n\
+             within this long (the router holds new requests from then on)."
         }
         "scale-to-zero-pod-retention-period" => {
-            "The last replica is kept at least this long after the last request."
+            "The last replica stays at least this long after the decision to scale to zero."
         }
         "scale-down-delay" => "Scale down only after the lower load has lasted this long.",
         "initial-scale" => "Replicas started when a revision is created.",
@@ -538,27 +561,17 @@ fn render_mapping(out: &mut String, settings: &serde_yaml::Mapping, indent: &str
     }
 }
 
-impl Config {
-    /// This configuration as a commented YAML file (what [`defaults_yaml`] prints for the
-    /// defaults), for `gantry config` to show the effective settings.
-    pub fn to_yaml(&self) -> String {
-        render(self)
-    }
-}
-
-/// Used by tests of other modules that need a configuration without touching the
-/// environment-dependent `state-dir`.
-#[cfg(test)]
-pub(crate) fn test_config() -> Config {
-    Config {
-        state_dir: PathBuf::from("/tmp/gantry-test-state"),
-        ..Config::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A configuration that does not depend on who runs the tests.
+    fn test_config() -> Config {
+        Config {
+            state_dir: PathBuf::from("/tmp/gantry-test-state"),
+            ..Config::default()
+        }
+    }
 
     fn errors(text: &str) -> Vec<String> {
         Config::from_yaml(text, "gantry.yaml")
@@ -719,10 +732,12 @@ mod tests {
             namespace[0].contains("default-namespace: Invalid value: \"my_ns\""),
             "{namespace:?}"
         );
-        let api = errors("api: localhost\n");
-        assert!(
-            api[0].starts_with("gantry.yaml:1:1: error: api: "),
-            "{api:?}"
+        check(
+            "api: localhost:8081\n",
+            &[
+                "gantry.yaml:1:1: error: api: invalid socket address syntax: expected IP:PORT, \
+               such as 127.0.0.1:8081 or [::1]:8081 (not a host name)",
+            ],
         );
         let kind = errors("unknown-fields: ignore\n");
         assert!(

@@ -12,5 +12,8 @@
 //! - [`api`]: the management API (axum).
 //! - [`cli`]: one file per command.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod spec;
+pub mod watch;

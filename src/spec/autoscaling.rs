@@ -295,7 +295,7 @@ pub fn knative_annotations_for(
 
 /// The autoscaling settings one revision runs with: the defaults overridden by its
 /// `autoscaling.knative.dev/*` annotations, resolved with Knative's formulas.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Autoscaling {
     /// The autoscaler class (`class` annotation, else `kpa.autoscaling.knative.dev`).

@@ -4,11 +4,15 @@
 //! values. Nothing reads a clock, the file system or the network.
 
 pub mod annotations;
+pub mod catalog;
 pub mod autoscaling;
 pub mod diagnostic;
 pub mod duration;
+pub mod normalize;
 pub mod quantity;
 pub mod runtime;
+mod runtime_shim;
 pub mod types;
 pub mod v1alpha2;
+pub mod validate;
 pub mod yaml;

@@ -1,0 +1,152 @@
+//! The management API (axum, loopback by default): health, and the InferenceServices with
+//! their source file, normalised spec and validation errors.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::spec::catalog::ServiceEntry;
+use crate::spec::diagnostic::Diagnostic;
+use crate::spec::normalize::DesiredService;
+use crate::watch::FolderState;
+
+/// What the handlers read: the latest folder state, and how to build URLs.
+#[derive(Clone)]
+pub struct ApiState {
+    pub folder: watch::Receiver<FolderState>,
+    pub domain: String,
+    pub dir: String,
+}
+
+/// One InferenceService as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    pub namespace: String,
+    pub name: String,
+    /// `http://<name>.<namespace>.<domain>`.
+    pub url: String,
+    /// The file that defines it.
+    pub file: String,
+    /// `Valid`, `Invalid` (never was valid) or `Stale` (the current content is invalid; the
+    /// last good spec stays desired).
+    pub spec_status: String,
+    pub generation: u64,
+    #[serde(default)]
+    pub diagnostics: Vec<Diagnostic>,
+    /// The normalised desired state (the last good one when stale).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<DesiredService>,
+}
+
+/// The list answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceList {
+    pub items: Vec<ServiceView>,
+    /// Problems that belong to no service (syntax errors, runtimes, duplicates...).
+    #[serde(default)]
+    pub file_diagnostics: Vec<Diagnostic>,
+    pub folder: String,
+    pub folder_present: bool,
+}
+
+/// An error answer, JSON like the rest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+pub fn view(entry: &ServiceEntry, domain: &str) -> ServiceView {
+    let spec_status = match (&entry.desired, entry.stale) {
+        (Some(_), false) => "Valid",
+        (Some(_), true) => "Stale",
+        (None, _) => "Invalid",
+    };
+    ServiceView {
+        namespace: entry.namespace.clone(),
+        name: entry.name.clone(),
+        url: format!("http://{}.{}.{domain}", entry.name, entry.namespace),
+        file: entry.file.clone(),
+        spec_status: spec_status.into(),
+        generation: entry.generation,
+        diagnostics: entry.diagnostics.clone(),
+        spec: entry.desired.as_deref().cloned(),
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/inferenceservices", get(list_all))
+        .route("/api/v1/namespaces/{namespace}/inferenceservices", get(list_namespace))
+        .route("/api/v1/namespaces/{namespace}/inferenceservices/{name}", get(get_one))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(ApiError {
+                    error: "no such endpoint".into(),
+                }),
+            )
+        })
+        .with_state(Arc::new(state))
+}
+
+fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {
+    let folder = state.folder.borrow();
+    let items = folder
+        .catalog
+        .services
+        .values()
+        .filter(|e| namespace.is_none_or(|ns| e.namespace == ns))
+        .map(|e| view(e, &state.domain))
+        .collect();
+    ServiceList {
+        items,
+        file_diagnostics: folder
+            .catalog
+            .file_diagnostics
+            .values()
+            .flatten()
+            .cloned()
+            .collect(),
+        folder: state.dir.clone(),
+        folder_present: folder.folder_present,
+    }
+}
+
+async fn list_all(State(state): State<Arc<ApiState>>) -> Json<ServiceList> {
+    Json(list(&state, None))
+}
+
+async fn list_namespace(State(state): State<Arc<ApiState>>, Path(namespace): Path<String>) -> Json<ServiceList> {
+    Json(list(&state, Some(&namespace)))
+}
+
+async fn get_one(
+    State(state): State<Arc<ApiState>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let folder = state.folder.borrow();
+    match folder
+        .catalog
+        .services
+        .values()
+        .find(|e| e.namespace == namespace && e.name == name)
+    {
+        Some(e) => Json(view(e, &state.domain)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(ApiError {
+                error: format!("inferenceservices.serving.kserve.io \"{name}\" not found in namespace \"{namespace}\""),
+            }),
+        )
+            .into_response(),
+    }
+}

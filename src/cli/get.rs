@@ -1,0 +1,226 @@
+//! `gantry get isvc` and `gantry describe isvc NAME`: kubectl-like views of the daemon's API.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::{ApiArgs, Output, Resource};
+use crate::api::{ApiError, ServiceList, ServiceView};
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// What to list: `isvc` (InferenceServices).
+    resource: Resource,
+    /// One service by name.
+    name: Option<String>,
+    /// Only this namespace (default: all namespaces).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Print JSON or YAML instead of a table.
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// What to describe: `isvc`.
+    resource: Resource,
+    /// The service's name.
+    name: String,
+    /// Its namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// Print JSON or YAML instead of text.
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+fn fetch<T: serde::de::DeserializeOwned>(api: &ApiArgs, path: &str) -> anyhow::Result<T> {
+    let url = format!("http://{}{path}", api.api);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let response = reqwest::get(&url).await.with_context(|| {
+            format!(
+                "cannot reach the gantry daemon at {} (is `gantry serve` running? --api / GANTRY_API set the address)",
+                api.api
+            )
+        })?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ApiError>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            bail!("{message}");
+        }
+        serde_json::from_slice(&body).with_context(|| format!("unexpected answer from {url}"))
+    })
+}
+
+fn print_as<T: serde::Serialize>(value: &T, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Yaml => print!("{}", serde_yaml::to_string(value)?),
+    }
+    Ok(())
+}
+
+pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let Resource::Isvc = args.resource;
+    let items: Vec<ServiceView> = match &args.name {
+        Some(name) => {
+            let ns = args.namespace.as_deref().unwrap_or("default");
+            vec![fetch(&args.api, &format!("/api/v1/namespaces/{ns}/inferenceservices/{name}"))?]
+        }
+        None => {
+            let path = match &args.namespace {
+                Some(ns) => format!("/api/v1/namespaces/{ns}/inferenceservices"),
+                None => "/api/v1/inferenceservices".to_string(),
+            };
+            fetch::<ServiceList>(&args.api, &path)?.items
+        }
+    };
+    if let Some(output) = args.output {
+        match (&args.name, items.first()) {
+            (Some(_), Some(one)) => print_as(one, output)?,
+            _ => print_as(&items, output)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if items.is_empty() {
+        eprintln!("No resources found");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", table(&items));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// kubectl-style columns, padded to the widest cell.
+pub fn table(items: &[ServiceView]) -> String {
+    let mut rows = vec![["NAMESPACE", "NAME", "URL", "SPEC", "REVISION", "FILE"].map(String::from)];
+    for s in items {
+        let revision = s
+            .spec
+            .as_ref()
+            .and_then(|d| d.components.first())
+            .map(|c| c.revision_key.clone())
+            .unwrap_or_else(|| "<none>".into());
+        let errors = s.diagnostics.iter().filter(|d| d.is_error()).count();
+        let status = match errors {
+            0 => s.spec_status.clone(),
+            n => format!("{} ({n} error{})", s.spec_status, if n == 1 { "" } else { "s" }),
+        };
+        rows.push([
+            s.namespace.clone(),
+            s.name.clone(),
+            s.url.clone(),
+            status,
+            revision,
+            s.file.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn run_describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let Resource::Isvc = args.resource;
+    let view: ServiceView = fetch(
+        &args.api,
+        &format!("/api/v1/namespaces/{}/inferenceservices/{}", args.namespace, args.name),
+    )?;
+    if let Some(output) = args.output {
+        print_as(&view, output)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", describe(&view));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The text `describe` prints.
+pub fn describe(v: &ServiceView) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "Name:         {}", v.name);
+    let _ = writeln!(out, "Namespace:    {}", v.namespace);
+    let _ = writeln!(out, "URL:          {}", v.url);
+    let _ = writeln!(out, "File:         {}", v.file);
+    let _ = writeln!(out, "Spec:         {} (generation {})", v.spec_status, v.generation);
+    if let Some(spec) = &v.spec {
+        let _ = writeln!(out, "API Version:  {}", spec.api_version);
+        for c in &spec.components {
+            let t = &c.template;
+            let r = &t.container.resources;
+            let _ = writeln!(out, "{}:", capitalise(c.kind.as_str()));
+            let _ = writeln!(out, "  Service:          {}", c.name);
+            let implementation = match &c.runtime {
+                Some(rt) => format!("{} (runtime {rt})", c.implementation),
+                None => c.implementation.clone(),
+            };
+            let _ = writeln!(out, "  Implementation:   {implementation}");
+            let _ = writeln!(out, "  Revision key:     {}", c.revision_key);
+            let _ = writeln!(out, "  Image:            {}", t.container.image);
+            if !t.container.command.is_empty() {
+                let _ = writeln!(out, "  Command:          {}", t.container.command.join(" "));
+            }
+            if !t.container.args.is_empty() {
+                let _ = writeln!(out, "  Args:             {}", t.container.args.join(" "));
+            }
+            let _ = writeln!(out, "  Port:             {} ({})", t.container.port.container_port, t.container.port.protocol);
+            let _ = writeln!(
+                out,
+                "  Resources:        cpu {}m/{}m, memory {}/{} bytes, gpus {}",
+                r.cpu_request_millis, r.cpu_limit_millis, r.memory_request_bytes, r.memory_limit_bytes, r.gpus
+            );
+            if let Some(uri) = &t.storage_uri {
+                let _ = writeln!(out, "  Storage URI:      {uri}");
+            }
+            if !t.placement.node_selector.is_empty() || !t.placement.required.is_empty() {
+                let _ = writeln!(out, "  Placement:        {}", serde_json::to_string(&t.placement).unwrap_or_default());
+            }
+            let s = &c.scaling;
+            let max = if s.max_replicas == 0 { "unlimited".to_string() } else { s.max_replicas.to_string() };
+            let _ = writeln!(out, "  Replicas:         min {}, max {max}", s.min_replicas);
+            let cc = if s.container_concurrency == 0 { "unlimited".to_string() } else { s.container_concurrency.to_string() };
+            let _ = writeln!(out, "  Concurrency:      {cc} per replica, timeout {}s", s.timeout_seconds);
+            let a = &s.autoscaling;
+            let _ = writeln!(
+                out,
+                "  Autoscaling:      {} target {} (of {}), stable window {}, panic window {}",
+                a.metric, a.target_value, a.total_value, a.stable_window, a.panic_window
+            );
+            if let Some(p) = s.canary_traffic_percent {
+                let _ = writeln!(out, "  Canary traffic:   {p}%");
+            }
+        }
+    }
+    if v.diagnostics.is_empty() {
+        let _ = writeln!(out, "Diagnostics:  <none>");
+    } else {
+        let _ = writeln!(out, "Diagnostics:");
+        for d in &v.diagnostics {
+            let _ = writeln!(out, "  {d}");
+        }
+    }
+    out
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}

@@ -1,0 +1,120 @@
+//! `gantry serve`: the daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::api::{router, ApiState};
+use crate::config::{Config, Overrides};
+use crate::spec::catalog::LoadOptions;
+use crate::watch::{FolderState, WatchSettings};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The folder of InferenceService YAML to serve (watched, with subfolders).
+    #[arg(long, env = "GANTRY_DIR")]
+    dir: Option<PathBuf>,
+    /// Management API listen address (default 127.0.0.1:8081).
+    #[arg(long, env = "GANTRY_API")]
+    api: Option<SocketAddr>,
+    /// Where gantry keeps its state (default ~/.local/state/gantry, /var/lib/gantry as root).
+    #[arg(long, env = "GANTRY_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    config: super::ConfigFileArgs,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "GANTRY_LOG_JSON")]
+    log_json: bool,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing(args.log_json);
+    let mut config = Config::load(args.config.config.as_deref())?;
+    config.apply(Overrides {
+        dir: args.dir,
+        api: args.api,
+        state_dir: args.state_dir,
+    });
+    let problems = config.validate();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        anyhow::bail!("the configuration is invalid");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry.with(fmt::layer().json().flatten_event(true)).init();
+    } else {
+        registry.with(fmt::layer().with_writer(std::io::stderr)).init();
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create the state directory {}", config.state_dir.display()))?;
+    let settings = WatchSettings {
+        dir: config.dir.clone(),
+        max_file_bytes: config.max_file_bytes,
+        debounce: config.debounce(),
+        resync_interval: config.resync_interval(),
+        load: LoadOptions {
+            unknown_fields: config.unknown_fields,
+            default_namespace: config.default_namespace.clone(),
+            autoscaling: config.autoscaling.clone(),
+        },
+    };
+    let (publish, folder) = watch::channel(FolderState::default());
+    let (stop, stopped) = watch::channel(false);
+    let watcher = tokio::spawn(crate::watch::run(settings, publish, stopped.clone()));
+
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .with_context(|| format!("cannot listen on {} for the management API (--api)", config.api))?;
+    info!(api = %config.api, dir = %config.dir.display(), "gantry is serving");
+    let app = router(ApiState {
+        folder,
+        domain: config.domain.clone(),
+        dir: config.dir.display().to_string(),
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down");
+        let _ = stop.send(true);
+    });
+    let mut on_stop = stopped;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = on_stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("the management API failed")?;
+    let _ = watcher.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
