@@ -49,9 +49,11 @@ impl Daemon {
 
     /// Waits until the catalog satisfies `condition`, failing with what it last saw.
     async fn until(&mut self, what: &str, condition: impl Fn(&FolderState) -> bool) -> FolderState {
-        let result = tokio::time::timeout(DEADLINE, self.state.wait_for(|s| s.loads > 0 && condition(s))).await;
+        let result = tokio::time::timeout(DEADLINE, self.state.wait_for(|s| s.loads > 0 && condition(s)))
+            .await
+            .map(|r| r.map(|state| state.clone()));
         match result {
-            Ok(Ok(state)) => state.clone(),
+            Ok(Ok(state)) => state,
             _ => panic!("timed out waiting for: {what}; last state: {:#?}", summary(&self.state.borrow().catalog)),
         }
     }

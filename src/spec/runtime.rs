@@ -2,10 +2,17 @@
 //! shipped runtimes as a built-in table, and how `model.modelFormat` picks one
 //! (kserve-spec.md §7).
 
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use serde_yaml::Value;
 
-use super::types::{nullable, Affinity, Container, ObjectMeta, StringMap};
+use super::types::{
+    nullable, Affinity, Container, EnvVar, ModelFormat, ModelSpec, ObjectMeta, PredictorExtension,
+    StringMap,
+};
+use super::yaml::{decode, documents, UnknownFields};
 
 /// A `ServingRuntime` (namespaced) or `ClusterServingRuntime` (cluster-wide); `kind` tells.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,4 +78,1330 @@ impl ServingRuntime {
     pub fn name(&self) -> &str {
         self.metadata.name.as_deref().unwrap_or_default()
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// KServe's shipped runtimes
+// ---------------------------------------------------------------------------------------
+
+/// The KServe release whose shipped runtimes, images and controller behaviour gantry follows.
+pub const KSERVE_VERSION: &str = "v0.15.2";
+
+/// The namespace of a namespaced object that does not name one (Kubernetes' `default`).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The container of a runtime that serves the model.
+pub const KSERVE_CONTAINER: &str = "kserve-container";
+
+/// A co-located transformer container in a runtime (templated like the model container).
+pub const TRANSFORMER_CONTAINER: &str = "transformer-container";
+
+/// KServe v0.15.2's `config/runtimes` in the order of its `kustomization.yaml`, with the
+/// images kustomize substitutes for the `...:replace` placeholders.
+const BUILTIN_SOURCES: [(&str, &str); 11] = [
+    (
+        "kserve-tensorflow-serving.yaml",
+        include_str!("runtimes/kserve-tensorflow-serving.yaml"),
+    ),
+    (
+        "kserve-sklearnserver.yaml",
+        include_str!("runtimes/kserve-sklearnserver.yaml"),
+    ),
+    (
+        "kserve-mlserver.yaml",
+        include_str!("runtimes/kserve-mlserver.yaml"),
+    ),
+    (
+        "kserve-xgbserver.yaml",
+        include_str!("runtimes/kserve-xgbserver.yaml"),
+    ),
+    (
+        "kserve-tritonserver.yaml",
+        include_str!("runtimes/kserve-tritonserver.yaml"),
+    ),
+    (
+        "kserve-pmmlserver.yaml",
+        include_str!("runtimes/kserve-pmmlserver.yaml"),
+    ),
+    (
+        "kserve-paddleserver.yaml",
+        include_str!("runtimes/kserve-paddleserver.yaml"),
+    ),
+    (
+        "kserve-lgbserver.yaml",
+        include_str!("runtimes/kserve-lgbserver.yaml"),
+    ),
+    (
+        "kserve-torchserve.yaml",
+        include_str!("runtimes/kserve-torchserve.yaml"),
+    ),
+    (
+        "kserve-huggingfaceserver.yaml",
+        include_str!("runtimes/kserve-huggingfaceserver.yaml"),
+    ),
+    (
+        "kserve-huggingfaceserver-multinode.yaml",
+        include_str!("runtimes/kserve-huggingfaceserver-multinode.yaml"),
+    ),
+];
+
+static BUILTINS: LazyLock<Vec<ServingRuntime>> = LazyLock::new(|| {
+    BUILTIN_SOURCES
+        .iter()
+        .map(|(file, text)| parse_builtin(file, text))
+        .collect()
+});
+
+fn parse_builtin(file: &str, text: &str) -> ServingRuntime {
+    let (docs, syntax) = documents(text);
+    if let Some(err) = syntax {
+        panic!("built-in runtime {file} is not YAML: {err:?}");
+    }
+    let doc = docs
+        .first()
+        .unwrap_or_else(|| panic!("built-in runtime {file} is empty"));
+    match decode::<ServingRuntime>(doc, UnknownFields::Error) {
+        (Some(rt), diags) if diags.is_empty() => rt,
+        (_, diags) => panic!("built-in runtime {file} does not decode: {diags:?}"),
+    }
+}
+
+/// KServe v0.15.2's shipped ClusterServingRuntimes (`config/runtimes`), with real images.
+/// Parsed once from the YAML embedded from `src/spec/runtimes/`.
+pub fn builtin_runtimes() -> &'static [ServingRuntime] {
+    &BUILTINS
+}
+
+// ---------------------------------------------------------------------------------------
+// Protocols and model formats
+// ---------------------------------------------------------------------------------------
+
+/// KServe's protocol order (`constants.ProtocolVersion`): v1 < v2 < grpc-v1 < grpc-v2 <
+/// anything else.
+const PROTOCOLS: [&str; 4] = ["v1", "v2", "grpc-v1", "grpc-v2"];
+const UNKNOWN_PROTOCOL_RANK: usize = PROTOCOLS.len();
+
+fn protocol_rank(protocol: &str) -> usize {
+    PROTOCOLS
+        .iter()
+        .position(|p| *p == protocol)
+        .unwrap_or(UNKNOWN_PROTOCOL_RANK)
+}
+
+/// `GetProtocolVersionPriority`: the best (lowest-ranked) protocol of a runtime's list.
+fn best_protocol_rank(protocols: &[String]) -> usize {
+    protocols
+        .iter()
+        .map(|p| protocol_rank(p))
+        .min()
+        .unwrap_or(UNKNOWN_PROTOCOL_RANK)
+}
+
+/// The protocol KServe writes into `model.protocolVersion` when the user gave none: the best
+/// of the runtime's `protocolVersions`, or `""` (KServe's `ProtocolUnknown`) when the runtime
+/// lists none it knows.
+pub fn best_protocol(protocols: &[String]) -> &'static str {
+    PROTOCOLS
+        .get(best_protocol_rank(protocols))
+        .copied()
+        .unwrap_or("")
+}
+
+impl ServingRuntimeSpec {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled == Some(true)
+    }
+
+    pub fn is_multi_model(&self) -> bool {
+        self.multi_model == Some(true)
+    }
+
+    pub fn is_multi_node(&self) -> bool {
+        self.worker_spec.is_some()
+    }
+
+    /// `IsProtocolVersionSupported`: an empty wanted protocol or an empty list accepts all.
+    pub fn supports_protocol(&self, protocol: &str) -> bool {
+        protocol.is_empty()
+            || self.protocol_versions.is_empty()
+            || self.protocol_versions.iter().any(|p| p == protocol)
+    }
+
+    /// `RuntimeSupportsModel`: KServe compares labels `mt:<name>` / `mt:<name>:<version>`
+    /// as exact strings. Auto-selection only counts formats with `autoSelect: true`; an
+    /// explicit `model.runtime` counts them all.
+    pub fn supports_format(&self, format: &str, version: Option<&str>, explicit: bool) -> bool {
+        let wanted = match version {
+            Some(v) => format!("mt:{format}:{v}"),
+            None => format!("mt:{format}"),
+        };
+        self.supported_model_formats
+            .iter()
+            .filter(|f| explicit || f.auto_select == Some(true))
+            .any(|f| {
+                format!("mt:{}", f.name) == wanted
+                    || f.version
+                        .as_ref()
+                        .is_some_and(|v| format!("mt:{}:{v}", f.name) == wanted)
+            })
+    }
+
+    /// `GetPriority`: the priority of the first listed format of that name, whatever its
+    /// version.
+    pub fn priority_of(&self, format: &str) -> Option<i32> {
+        self.supported_model_formats
+            .iter()
+            .find(|f| f.name == format)
+            .and_then(|f| f.priority)
+    }
+
+    fn container(&self, name: &str) -> Option<&Container> {
+        self.containers
+            .iter()
+            .find(|c| c.name.as_deref() == Some(name))
+    }
+}
+
+impl ServingRuntime {
+    /// The namespace of a `ServingRuntime` (`default` when the file names none).
+    pub fn namespace(&self) -> &str {
+        self.metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE)
+    }
+
+    fn is_namespaced(&self) -> bool {
+        self.kind == "ServingRuntime"
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------
+
+/// Why no runtime or no container could be had; `Display` is KServe's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("No ServingRuntimes or ClusterServingRuntimes with the name: {name}")]
+    NotFound { name: String },
+    #[error("specified runtime {name} is disabled")]
+    Disabled { name: String },
+    #[error("specified runtime {name} does not support specified protocol version")]
+    ProtocolUnsupported { name: String },
+    #[error("specified runtime {name} does not support specified framework/version")]
+    FormatUnsupported { name: String },
+    /// Go prints `ModelFormat` with `%v`: `{sklearn <nil>}` without a version. With one, Go
+    /// prints the pointer's address; gantry prints the version instead.
+    #[error(
+        "no runtime found to support predictor with model type: {{{format} {}}}",
+        version.as_deref().unwrap_or("<nil>")
+    )]
+    NoRuntime {
+        format: String,
+        version: Option<String>,
+    },
+    #[error("no container configuration found in selected serving runtime")]
+    NoContainers,
+    #[error("failed to find {container} in ServingRuntime containers")]
+    ContainerNotFound { container: String },
+    /// KServe returns `errors.Wrapf(err, ErrInvalidPlaceholder, ...)`: its text, `: `, and
+    /// the template error.
+    #[error("failed to replace placeholders in serving runtime {runtime} Container {container}: {detail}")]
+    Placeholder {
+        runtime: String,
+        container: String,
+        detail: String,
+    },
+    /// The strategic merge of the runtime and model containers failed.
+    #[error("{0}")]
+    Merge(String),
+}
+
+// ---------------------------------------------------------------------------------------
+// Selection
+// ---------------------------------------------------------------------------------------
+
+/// What a predictor asks of a runtime: `model.modelFormat`, `model.runtime`,
+/// `model.protocolVersion`, and whether it has a `workerSpec` (multi-node).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelRequest {
+    pub format: String,
+    pub format_version: Option<String>,
+    pub runtime: Option<String>,
+    pub protocol_version: Option<String>,
+    pub multi_node: bool,
+}
+
+impl ModelRequest {
+    pub fn from_model(model: &ModelSpec, multi_node: bool) -> ModelRequest {
+        ModelRequest {
+            format: model.model_format.name.clone(),
+            format_version: model.model_format.version.clone(),
+            runtime: model.runtime.clone(),
+            protocol_version: model.protocol_version.clone(),
+            multi_node,
+        }
+    }
+}
+
+/// The runtime chosen for a predictor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub runtime: ServingRuntime,
+    /// What KServe writes to `model.runtime`.
+    pub name: String,
+    pub cluster_scoped: bool,
+    /// The protocol given, else the one KServe sets: `v2` for the `kserve-mlserver` and
+    /// `kserve-tritonserver` runtimes, `v1` for `kserve-torchserve`, else the runtime's best
+    /// (`""` when it lists none).
+    pub protocol_version: String,
+}
+
+/// The ClusterServingRuntimes in force: the folder's, then the built-ins the folder does not
+/// replace by name.
+fn cluster_runtimes<'a>(
+    user: &[&'a ServingRuntime],
+    builtins: &'a [ServingRuntime],
+) -> Vec<&'a ServingRuntime> {
+    let mut out: Vec<&ServingRuntime> = user
+        .iter()
+        .copied()
+        .filter(|r| r.is_cluster_scoped())
+        .collect();
+    for b in builtins {
+        if !out.iter().any(|r| r.name() == b.name()) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The protocol `SetRuntimeDefaults` gives a model without one, by runtime name (v0.15
+/// matches the names of the shipped runtimes).
+fn runtime_default_protocol(runtime: &str) -> Option<&'static str> {
+    match runtime {
+        "kserve-mlserver" | "kserve-tritonserver" => Some("v2"),
+        "kserve-torchserve" => Some("v1"),
+        _ => None,
+    }
+}
+
+/// Picks the runtime for a predictor as KServe's controller does (`reconcileModel`,
+/// `GetSupportingRuntimes`).
+///
+/// `user_runtimes` are the folder's ServingRuntimes (of every namespace; those of
+/// `namespace` count) and ClusterServingRuntimes; a folder ClusterServingRuntime replaces a
+/// built-in of the same name, as `kubectl apply` would.
+///
+/// Auto-selection keeps runtimes that are enabled, single-model, multi-node exactly when the
+/// model is, list the format with `autoSelect: true`, and accept the model's protocol (`v1`
+/// when unset). Namespaced candidates come before cluster ones; each group is ordered by the
+/// runtime's best protocol, then by name, then (stably) by the format's `priority`, higher
+/// first and set before unset. KServe orders equal protocols by creation time, newest
+/// first, then name: the folder has no creation times, so gantry treats them as equal and
+/// the name decides.
+///
+/// As KServe's mutating webhook does, a `triton` format without a protocol asks for `v2`.
+pub fn select_runtime(
+    model: &ModelRequest,
+    namespace: &str,
+    user_runtimes: &[&ServingRuntime],
+    builtins: &[ServingRuntime],
+) -> Result<Selection, RuntimeError> {
+    let namespaced: Vec<&ServingRuntime> = user_runtimes
+        .iter()
+        .copied()
+        .filter(|r| r.is_namespaced() && r.namespace() == namespace)
+        .collect();
+    let cluster = cluster_runtimes(user_runtimes, builtins);
+    let protocol = model
+        .protocol_version
+        .clone()
+        .or_else(|| (model.format == "triton").then(|| "v2".to_string()));
+    let version = model.format_version.as_deref();
+
+    let (runtime, cluster_scoped) = if let Some(name) = &model.runtime {
+        let found = namespaced
+            .iter()
+            .find(|r| r.name() == name)
+            .map(|r| (*r, false))
+            .or_else(|| {
+                cluster
+                    .iter()
+                    .find(|r| r.name() == name)
+                    .map(|r| (*r, true))
+            })
+            .ok_or_else(|| RuntimeError::NotFound { name: name.clone() })?;
+        let spec = &found.0.spec;
+        if spec.is_disabled() {
+            return Err(RuntimeError::Disabled { name: name.clone() });
+        }
+        if let Some(p) = &protocol {
+            if !spec.supports_protocol(p) {
+                return Err(RuntimeError::ProtocolUnsupported { name: name.clone() });
+            }
+        }
+        if !spec.supports_format(&model.format, version, true) {
+            return Err(RuntimeError::FormatUnsupported { name: name.clone() });
+        }
+        found
+    } else {
+        let wanted = protocol.as_deref().unwrap_or("v1");
+        auto_pick(&namespaced, model, wanted)
+            .map(|r| (r, false))
+            .or_else(|| auto_pick(&cluster, model, wanted).map(|r| (r, true)))
+            .ok_or_else(|| RuntimeError::NoRuntime {
+                format: model.format.clone(),
+                version: model.format_version.clone(),
+            })?
+    };
+    Ok(finish_selection(runtime.clone(), cluster_scoped, protocol))
+}
+
+/// The first auto-selectable runtime of one scope, in KServe's order.
+fn auto_pick<'a>(
+    list: &[&'a ServingRuntime],
+    model: &ModelRequest,
+    protocol: &str,
+) -> Option<&'a ServingRuntime> {
+    let version = model.format_version.as_deref();
+    let mut candidates: Vec<&ServingRuntime> = list
+        .iter()
+        .copied()
+        .filter(|r| {
+            let s = &r.spec;
+            !s.is_disabled()
+                && !s.is_multi_model()
+                && s.is_multi_node() == model.multi_node
+                && s.supports_format(&model.format, version, false)
+                && s.supports_protocol(protocol)
+        })
+        .collect();
+    // `sortServingRuntimeList`: best protocol, then (creation time, all equal here) name.
+    candidates.sort_by(|a, b| {
+        best_protocol_rank(&a.spec.protocol_versions)
+            .cmp(&best_protocol_rank(&b.spec.protocol_versions))
+            .then_with(|| a.name().cmp(b.name()))
+    });
+    // `sortSupportedRuntimeByPriority`, stable as Go's insertion sort is on short lists.
+    candidates.sort_by(|a, b| {
+        match (
+            a.spec.priority_of(&model.format),
+            b.spec.priority_of(&model.format),
+        ) {
+            (Some(x), Some(y)) => y.cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+    });
+    candidates.first().copied()
+}
+
+fn finish_selection(
+    runtime: ServingRuntime,
+    cluster_scoped: bool,
+    protocol: Option<String>,
+) -> Selection {
+    let name = runtime.name().to_string();
+    let protocol_version = protocol
+        .or_else(|| runtime_default_protocol(&name).map(str::to_string))
+        .unwrap_or_else(|| best_protocol(&runtime.spec.protocol_versions).to_string());
+    Selection {
+        runtime,
+        name,
+        cluster_scoped,
+        protocol_version,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The effective container
+// ---------------------------------------------------------------------------------------
+
+/// The predictor's containers as KServe builds them from a runtime and a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltContainer {
+    /// The merged, templated `kserve-container` with its final image.
+    pub container: Container,
+    /// The runtime's other containers: its `transformer-container` (templated) first, then
+    /// the rest as written (KServe does not template them).
+    pub sidecars: Vec<Container>,
+    /// Pod labels from the runtime (`spec.labels`) overlaid with those KServe's controller
+    /// writes into the InferenceService's labels (`serviceEnvelope` for TorchServe,
+    /// `modelClass` for MLServer). Predictor and InferenceService labels go over the runtime's
+    /// and under the controller's.
+    pub labels: StringMap,
+    /// Pod annotations from the runtime (`spec.annotations`), under the InferenceService's.
+    pub annotations: StringMap,
+    /// The runtime's pod volumes (`/dev/shm` for Hugging Face, ...), under the predictor's.
+    pub volumes: Vec<Value>,
+}
+
+const MLSERVER_MODEL_CLASS_LABEL: &str = "modelClass";
+const SERVICE_ENVELOPE_LABEL: &str = "serviceEnvelope";
+const DEFAULT_MODEL_MOUNT_PATH: &str = "/mnt/models";
+
+/// Runtimes whose image has a `-gpu` tag variant (`UpdateImageTag`).
+const GPU_TAG_RUNTIMES: [&str; 3] = [
+    "kserve-tensorflow-serving",
+    "kserve-torchserve",
+    "kserve-huggingfaceserver",
+];
+
+fn set_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
+    let var = EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        value_from: None,
+    };
+    match env.iter_mut().find(|e| e.name == name) {
+        Some(e) => *e = var,
+        None => env.push(var),
+    }
+}
+
+fn add_env_if_missing(env: &mut Vec<EnvVar>, name: &str, value: &str) {
+    if !env.iter().any(|e| e.name == name) {
+        set_env(env, name, value);
+    }
+}
+
+/// `SetRuntimeDefaults` (by runtime name, as v0.15 does): what KServe's controller writes
+/// into the model container and the InferenceService's labels for MLServer, TorchServe and
+/// Triton. Returns the labels it sets.
+fn apply_runtime_defaults(
+    runtime_name: &str,
+    model: &mut Container,
+    isvc_name: &str,
+    model_format: &str,
+    has_storage: bool,
+    protocol: &str,
+) -> StringMap {
+    let mut labels = StringMap::new();
+    match runtime_name {
+        "kserve-mlserver" => {
+            if has_storage {
+                add_env_if_missing(&mut model.env, "MLSERVER_MODEL_NAME", isvc_name);
+                add_env_if_missing(
+                    &mut model.env,
+                    "MLSERVER_MODEL_URI",
+                    DEFAULT_MODEL_MOUNT_PATH,
+                );
+            } else {
+                add_env_if_missing(&mut model.env, "MLSERVER_LOAD_MODELS_AT_STARTUP", "false");
+            }
+            let class = match model_format {
+                "xgboost" => "mlserver_xgboost.XGBoostModel",
+                "lightgbm" => "mlserver_lightgbm.LightGBMModel",
+                "mlflow" => "mlserver_mlflow.MLflowRuntime",
+                _ => "mlserver_sklearn.SKLearnModel",
+            };
+            labels.insert(MLSERVER_MODEL_CLASS_LABEL.into(), class.into());
+        }
+        "kserve-torchserve" => {
+            let envelope = if protocol == "v2" || protocol == "grpc-v2" {
+                "kservev2"
+            } else {
+                "kserve"
+            };
+            labels.insert(SERVICE_ENVELOPE_LABEL.into(), envelope.into());
+            set_env(&mut model.env, "PROTOCOL_VERSION", protocol);
+        }
+        "kserve-tritonserver" if !has_storage => {
+            model.args.push("--model-control-mode=explicit".into());
+        }
+        _ => {}
+    }
+    labels
+}
+
+/// Builds the predictor's containers from the chosen runtime and the model, as KServe's
+/// `buildPodSpec` does:
+///
+/// 1. the controller's runtime defaults (`SetRuntimeDefaults`): MLServer gets
+///    `MLSERVER_MODEL_NAME`/`MLSERVER_MODEL_URI` (or `MLSERVER_LOAD_MODELS_AT_STARTUP=false`
+///    without storage) and label `modelClass` from `model_format`; TorchServe gets
+///    `PROTOCOL_VERSION` and label `serviceEnvelope`; Triton without storage gets
+///    `--model-control-mode=explicit`;
+/// 2. the runtime's `kserve-container` merged with the model container by strategic merge
+///    (the model wins field by field, lists of env / ports / volumeMounts merge by key,
+///    resources per key), args = runtime args then model args ([`merge_runtime_container`]);
+/// 3. Go-template placeholders replaced from the InferenceService metadata, including the
+///    labels of step 1 ([`replace_placeholders`]);
+/// 4. the image tag rule ([`update_image_tag`]); a GPU counts as requested when
+///    `gpu_requested` or the merged container limits `nvidia.com/gpu`.
+///
+/// `has_storage` is `storageUri` or `storage` being set; `protocol_version` is
+/// [`Selection::protocol_version`].
+#[allow(clippy::too_many_arguments)]
+pub fn build_container(
+    runtime: &ServingRuntimeSpec,
+    runtime_name: &str,
+    isvc_meta: &ObjectMeta,
+    model_container: &Container,
+    runtime_version: Option<&str>,
+    gpu_requested: bool,
+    has_storage: bool,
+    protocol_version: &str,
+    model_format: &str,
+) -> Result<BuiltContainer, RuntimeError> {
+    if runtime.containers.is_empty() {
+        return Err(RuntimeError::NoContainers);
+    }
+    let mut model = model_container.clone();
+    let isvc_name = isvc_meta.name.as_deref().unwrap_or_default();
+    let added = apply_runtime_defaults(
+        runtime_name,
+        &mut model,
+        isvc_name,
+        model_format,
+        has_storage,
+        protocol_version,
+    );
+    let mut meta = isvc_meta.clone();
+    meta.labels
+        .extend(added.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let runtime_container =
+        runtime
+            .container(KSERVE_CONTAINER)
+            .ok_or_else(|| RuntimeError::ContainerNotFound {
+                container: KSERVE_CONTAINER.into(),
+            })?;
+    let merged = merge_runtime_container(runtime_container, &model)?;
+    let mut container =
+        replace_placeholders(&merged, &meta).map_err(|detail| RuntimeError::Placeholder {
+            runtime: runtime_name.into(),
+            container: merged.name.clone().unwrap_or_default(),
+            detail,
+        })?;
+    let gpu = gpu_requested || container.resources.limits.contains_key("nvidia.com/gpu");
+    if let Some(image) = &container.image {
+        container.image = Some(update_image_tag(image, runtime_version, runtime_name, gpu));
+    }
+
+    let mut sidecars = Vec::new();
+    if let Some(t) = runtime.container(TRANSFORMER_CONTAINER) {
+        let templated =
+            replace_placeholders(t, &meta).map_err(|detail| RuntimeError::Placeholder {
+                runtime: runtime_name.into(),
+                container: TRANSFORMER_CONTAINER.into(),
+                detail,
+            })?;
+        sidecars.push(templated);
+    }
+    sidecars.extend(
+        runtime
+            .containers
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c.name.as_deref(),
+                    Some(KSERVE_CONTAINER) | Some(TRANSFORMER_CONTAINER)
+                )
+            })
+            .cloned(),
+    );
+
+    let mut labels = runtime.labels.clone();
+    labels.extend(added);
+    Ok(BuiltContainer {
+        container,
+        sidecars,
+        labels,
+        annotations: runtime.annotations.clone(),
+        volumes: runtime.volumes.clone(),
+    })
+}
+
+// --- strategic merge ---------------------------------------------------------------------
+
+/// `corev1.Container` lists that strategic merge patch merges by a key
+/// (`patchStrategy:"merge"`); every other list is replaced.
+const CONTAINER_MERGE_KEYS: [(&str, &str); 4] = [
+    ("env", "name"),
+    ("ports", "containerPort"),
+    ("volumeMounts", "mountPath"),
+    ("volumeDevices", "devicePath"),
+];
+
+/// The JSON Go's `json.Marshal` would give: empty fields (`omitempty`) left out.
+fn go_json<T: Serialize>(value: &T) -> Result<Json, String> {
+    let mut json = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    prune(&mut json);
+    Ok(json)
+}
+
+fn is_empty_json(v: &Json) -> bool {
+    match v {
+        Json::Null => true,
+        Json::String(s) => s.is_empty(),
+        Json::Array(a) => a.is_empty(),
+        Json::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+fn prune(v: &mut Json) {
+    match v {
+        Json::Object(map) => {
+            for child in map.values_mut() {
+                prune(child);
+            }
+            map.retain(|_, child| !is_empty_json(child));
+        }
+        Json::Array(items) => items.iter_mut().for_each(prune),
+        _ => {}
+    }
+}
+
+/// Strategic merge of `patch` into `original` (objects merge recursively, the patch wins
+/// on scalars and unkeyed lists).
+fn strategic_merge(
+    original: &mut serde_json::Map<String, Json>,
+    patch: serde_json::Map<String, Json>,
+    keys: &[(&str, &str)],
+) {
+    for (field, p) in patch {
+        let key = keys.iter().find(|(f, _)| *f == field).map(|(_, k)| *k);
+        match (original.get_mut(&field), p, key) {
+            (Some(Json::Object(o)), Json::Object(p), _) => strategic_merge(o, p, &[]),
+            (Some(Json::Array(o)), Json::Array(p), Some(key)) => {
+                for item in p {
+                    let found = item
+                        .get(key)
+                        .and_then(|k| o.iter_mut().find(|e| e.get(key) == Some(k)));
+                    match (found, item) {
+                        (Some(Json::Object(e)), Json::Object(item)) => {
+                            strategic_merge(e, item, &[])
+                        }
+                        (_, item) => o.push(item),
+                    }
+                }
+            }
+            (_, p, _) => {
+                original.insert(field, p);
+            }
+        }
+    }
+}
+
+/// KServe's `MergeRuntimeContainers`: a strategic merge patch of the model container over
+/// the runtime's (empty model fields leave the runtime's alone; `env`, `ports`,
+/// `volumeMounts` merge by key; `resources` and probes merge per key), then `args` = runtime
+/// args followed by model args. The runtime's name stays unless the model names one.
+pub fn merge_runtime_container(
+    runtime: &Container,
+    model: &Container,
+) -> Result<Container, RuntimeError> {
+    let err = |e: String| RuntimeError::Merge(e);
+    let Json::Object(mut base) = go_json(runtime).map_err(err)? else {
+        return Err(RuntimeError::Merge("a container is not an object".into()));
+    };
+    let Json::Object(patch) = go_json(model).map_err(err)? else {
+        return Err(RuntimeError::Merge("a container is not an object".into()));
+    };
+    strategic_merge(&mut base, patch, &CONTAINER_MERGE_KEYS);
+    let mut merged: Container =
+        serde_json::from_value(Json::Object(base)).map_err(|e| err(e.to_string()))?;
+    if merged.name.is_none() {
+        merged.name = runtime.name.clone();
+    }
+    merged.args = runtime.args.iter().chain(&model.args).cloned().collect();
+    Ok(merged)
+}
+
+// --- image tags ----------------------------------------------------------------------------
+
+/// Where the tag of an image starts (its `:`), by KServe's `(:([\w.\-_]*))$`: the last `:`
+/// followed only by letters, digits, `_`, `.` and `-` (so `localhost:5000/img` has none).
+fn tag_start(image: &str) -> Option<usize> {
+    let i = image.rfind(':')?;
+    image[i + 1..]
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        .then_some(i)
+}
+
+/// KServe's `UpdateImageTag`: `runtimeVersion` replaces the tag (or is appended when there
+/// is none); otherwise, when a GPU is requested and the runtime is
+/// `kserve-tensorflow-serving`, `kserve-torchserve` or `kserve-huggingfaceserver`, `-gpu`
+/// is appended to the tag.
+///
+/// Where KServe v0.15 would write an image that cannot exist, gantry leaves it alone (as
+/// later KServe does): an image pinned by digest (`@sha256:`), the `-gpu` rule on an image
+/// without a tag (KServe would rename the repository) or whose tag already ends in `-gpu`.
+pub fn update_image_tag(
+    image: &str,
+    runtime_version: Option<&str>,
+    runtime_name: &str,
+    gpu: bool,
+) -> String {
+    if image.contains('@') {
+        return image.to_string();
+    }
+    let tag = tag_start(image);
+    if let Some(version) = runtime_version {
+        let repo = tag.map_or(image, |i| &image[..i]);
+        return format!("{repo}:{version}");
+    }
+    if gpu && GPU_TAG_RUNTIMES.contains(&runtime_name) && tag.is_some() && !image.ends_with("-gpu")
+    {
+        return format!("{image}-gpu");
+    }
+    image.to_string()
+}
+
+// --- Go templates --------------------------------------------------------------------------
+
+/// KServe's `ReplacePlaceholders`: the container is JSON-encoded, run through Go's
+/// `html/template` with the InferenceService's `ObjectMeta` as data, and decoded again.
+///
+/// gantry evaluates the same actions on each JSON-encoded string of the container:
+/// `{{.Name}}`, `{{.Namespace}}`, `{{.GenerateName}}`, `{{.Labels}}`, `{{.Labels.key}}`,
+/// `{{.Annotations.key}}` and `{{index .Labels `a/b`}}` / `{{index .Annotations `a/b`}}`,
+/// with trim markers (`{{- ... -}}`) and comments. What follows from KServe's way:
+///
+/// * a missing label or annotation prints nothing (`html/template` drops the `<no value>`);
+/// * values are HTML-escaped (`&` → `&amp;`, `+` → `&#43;`, `'` → `&#39;`, `"` → `&#34;`,
+///   `<`, `>`);
+/// * inside the JSON text a `"` is `\"`, so `{{index .Annotations "a/b"}}` is a template
+///   syntax error in KServe (and here); a raw string (backquotes) works;
+/// * a value with a backslash or a control character is read as JSON escapes (a newline in
+///   an annotation makes the JSON invalid: an error).
+///
+/// Other Go template features (pipelines, functions, `if`, `range`, variables) are an error.
+pub fn replace_placeholders(container: &Container, meta: &ObjectMeta) -> Result<Container, String> {
+    let json = serde_json::to_value(container).map_err(|e| e.to_string())?;
+    let json = template_json(json, meta)?;
+    serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
+fn template_json(v: Json, meta: &ObjectMeta) -> Result<Json, String> {
+    Ok(match v {
+        Json::String(s) => Json::String(template_string(&s, meta)?),
+        Json::Array(items) => Json::Array(
+            items
+                .into_iter()
+                .map(|i| template_json(i, meta))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(map) => Json::Object(
+            map.into_iter()
+                .map(|(k, v)| Ok((template_string(&k, meta)?, template_json(v, meta)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other,
+    })
+}
+
+/// A string as Go's `json.Marshal` writes it between the quotes (`<`, `>`, `&`, U+2028 and
+/// U+2029 escaped too).
+fn go_json_string(s: &str) -> String {
+    let quoted = serde_json::to_string(s).expect("a string encodes");
+    quoted[1..quoted.len() - 1]
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+fn template_string(s: &str, meta: &ObjectMeta) -> Result<String, String> {
+    if !s.contains("{{") {
+        return Ok(s.to_string());
+    }
+    let executed = execute_template(&go_json_string(s), meta)?;
+    serde_json::from_str::<String>(&format!("\"{executed}\"")).map_err(|e| {
+        let mut msg = e.to_string();
+        if let Some(i) = msg.find(" at line ") {
+            msg.truncate(i);
+        }
+        msg
+    })
+}
+
+const TEMPLATE_PREFIX: &str = "template: container-tmpl:1:";
+
+fn parse_error(msg: impl std::fmt::Display) -> String {
+    format!("{TEMPLATE_PREFIX} {msg}")
+}
+
+fn exec_error(action: &str, msg: impl std::fmt::Display) -> String {
+    format!("{TEMPLATE_PREFIX} executing \"container-tmpl\" at <{action}>: {msg}")
+}
+
+/// Go's `html/template` escaper for text: `htmlReplacementTable`.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\0' => out.push('\u{FFFD}'),
+            '"' => out.push_str("&#34;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '+' => out.push_str("&#43;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn execute_template(text: &str, meta: &ObjectMeta) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut trim_next = false;
+    while let Some(open) = rest.find("{{") {
+        let mut before = &rest[..open];
+        if trim_next {
+            before = before.trim_start();
+        }
+        let after_open = &rest[open + 2..];
+        let close = after_open
+            .find("}}")
+            .ok_or_else(|| parse_error("unclosed action"))?;
+        let mut body = &after_open[..close];
+        let trim_left =
+            body.starts_with('-') && body[1..].starts_with(|c: char| c.is_ascii_whitespace());
+        if trim_left {
+            before = before.trim_end();
+            body = &body[1..];
+        }
+        trim_next = body.ends_with('-')
+            && body[..body.len() - 1].ends_with(|c: char| c.is_ascii_whitespace());
+        if trim_next {
+            body = &body[..body.len() - 1];
+        }
+        out.push_str(before);
+        out.push_str(&evaluate_action(body.trim(), meta)?);
+        rest = &after_open[close + 2..];
+    }
+    out.push_str(if trim_next { rest.trim_start() } else { rest });
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token<'a> {
+    Field(Vec<&'a str>),
+    Ident(&'a str),
+    Raw(&'a str),
+}
+
+fn tokenize(body: &str) -> Result<Vec<Token<'_>>, String> {
+    let mut tokens = Vec::new();
+    let mut rest = body.trim_start();
+    while let Some(c) = rest.chars().next() {
+        let (token, len) = match c {
+            '.' => {
+                let len = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                    .unwrap_or(rest.len());
+                let chain = &rest[1..len];
+                let fields: Vec<&str> = if chain.is_empty() {
+                    Vec::new()
+                } else {
+                    chain.split('.').collect()
+                };
+                if fields.iter().any(|f| f.is_empty()) {
+                    return Err(parse_error(format!("bad field name in {:?}", &rest[..len])));
+                }
+                (Token::Field(fields), len)
+            }
+            '`' => {
+                let end = rest[1..]
+                    .find('`')
+                    .ok_or_else(|| parse_error("unterminated raw quoted string"))?;
+                (Token::Raw(&rest[1..1 + end]), end + 2)
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let len = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                (Token::Ident(&rest[..len]), len)
+            }
+            c => {
+                return Err(parse_error(format!(
+                    "unexpected {:?} in command (gantry evaluates fields of the \
+                     InferenceService metadata and `index` with a raw string)",
+                    c.to_string()
+                )))
+            }
+        };
+        tokens.push(token);
+        rest = rest[len..].trim_start();
+    }
+    Ok(tokens)
+}
+
+/// A value reached from the `ObjectMeta`.
+enum Data<'a> {
+    Meta,
+    Str(String),
+    Map(&'a StringMap),
+    Missing,
+}
+
+const GO_BUILTINS: [&str; 19] = [
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
+    "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+];
+const GO_KEYWORDS: [&str; 11] = [
+    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue", "nil",
+];
+const OBJECT_META_FIELDS: [&str; 10] = [
+    "SelfLink",
+    "UID",
+    "ResourceVersion",
+    "Generation",
+    "CreationTimestamp",
+    "DeletionTimestamp",
+    "DeletionGracePeriodSeconds",
+    "OwnerReferences",
+    "Finalizers",
+    "ManagedFields",
+];
+
+fn eval_fields<'a>(
+    action: &str,
+    meta: &'a ObjectMeta,
+    fields: &[&str],
+) -> Result<Data<'a>, String> {
+    let mut data = Data::Meta;
+    for field in fields {
+        data = match data {
+            Data::Meta => match *field {
+                "Name" => Data::Str(meta.name.clone().unwrap_or_default()),
+                "GenerateName" => Data::Str(meta.generate_name.clone().unwrap_or_default()),
+                "Namespace" => Data::Str(meta.namespace.clone().unwrap_or_default()),
+                "Labels" => Data::Map(&meta.labels),
+                "Annotations" => Data::Map(&meta.annotations),
+                f if OBJECT_META_FIELDS.contains(&f) => {
+                    return Err(exec_error(action, format!("gantry does not evaluate .{f}")))
+                }
+                f => {
+                    return Err(exec_error(
+                        action,
+                        format!("can't evaluate field {f} in type v1.ObjectMeta"),
+                    ))
+                }
+            },
+            Data::Map(map) => map
+                .get(*field)
+                .map_or(Data::Missing, |v| Data::Str(v.clone())),
+            Data::Str(_) => {
+                return Err(exec_error(
+                    action,
+                    format!("can't evaluate field {field} in type string"),
+                ))
+            }
+            Data::Missing => {
+                return Err(exec_error(
+                    action,
+                    format!("nil pointer evaluating string.{field}"),
+                ))
+            }
+        };
+    }
+    Ok(data)
+}
+
+fn print_data(data: Data<'_>, action: &str) -> Result<String, String> {
+    Ok(match data {
+        Data::Str(s) => html_escape(&s),
+        Data::Missing => String::new(),
+        Data::Map(map) => {
+            let items: Vec<String> = map.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            html_escape(&format!("map[{}]", items.join(" ")))
+        }
+        Data::Meta => {
+            return Err(exec_error(
+                action,
+                "gantry does not print the whole metadata",
+            ))
+        }
+    })
+}
+
+fn evaluate_action(body: &str, meta: &ObjectMeta) -> Result<String, String> {
+    if body.starts_with("/*") {
+        return if body.ends_with("*/") {
+            Ok(String::new())
+        } else {
+            Err(parse_error("unclosed comment"))
+        };
+    }
+    let tokens = tokenize(body)?;
+    match tokens.as_slice() {
+        [] => Err(parse_error("missing value for command")),
+        [Token::Field(fields)] => print_data(eval_fields(body, meta, fields)?, body),
+        [Token::Ident("index"), Token::Field(fields), Token::Raw(key)] => {
+            match eval_fields(body, meta, fields)? {
+                Data::Map(map) => print_data(
+                    map.get(*key)
+                        .map_or(Data::Missing, |v| Data::Str(v.clone())),
+                    body,
+                ),
+                _ => Err(exec_error(
+                    body,
+                    "error calling index: can't index item of type string",
+                )),
+            }
+        }
+        [Token::Ident(word), ..] if GO_BUILTINS.contains(word) || GO_KEYWORDS.contains(word) => {
+            Err(parse_error(format!(
+                "gantry does not support {word:?} here (only fields of the metadata and \
+                 `index` of a label or annotation with a raw string)"
+            )))
+        }
+        [Token::Ident(word), ..] => Err(parse_error(format!("function {word:?} not defined"))),
+        _ => Err(parse_error(format!(
+            "gantry cannot evaluate {{{{{body}}}}} (only fields of the metadata and `index` \
+             of a label or annotation with a raw string)"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Framework shorthands
+// ---------------------------------------------------------------------------------------
+
+/// The `model:` KServe's mutating webhook makes of a framework shorthand
+/// (`setPredictorModelDefaults`): the format is the framework's field name (`sklearn`,
+/// `tensorflow`, `pytorch`, `triton`, `onnx`, `huggingface`, ...), every other field is
+/// carried over, and `triton`, `onnx` and `huggingface` get protocol `v2` when they have
+/// none.
+pub fn shorthand_model(framework: &str, ext: &PredictorExtension) -> ModelSpec {
+    let mut json = serde_json::to_value(ext).expect("a PredictorExtension encodes");
+    let map = json
+        .as_object_mut()
+        .expect("a PredictorExtension is an object");
+    let format = ModelFormat {
+        name: framework.to_string(),
+        version: None,
+    };
+    map.insert(
+        "modelFormat".into(),
+        serde_json::to_value(format).expect("a ModelFormat encodes"),
+    );
+    if ext.protocol_version.is_none() && matches!(framework, "triton" | "onnx" | "huggingface") {
+        map.insert("protocolVersion".into(), Json::String("v2".into()));
+    }
+    serde_json::from_value(json).expect("PredictorExtension's fields are a subset of ModelSpec's")
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------
+
+/// The CRD schema's checks (all reported; the API server rejects before any webhook).
+fn schema_problems(rt: &ServingRuntime) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, f) in rt.spec.supported_model_formats.iter().enumerate() {
+        if let Some(p) = f.priority.filter(|p| *p < 1) {
+            let field = format!("spec.supportedModelFormats[{i}].priority");
+            out.push(format!(
+                "{field}: Invalid value: {p}: {field} in body should be greater than or equal to 1"
+            ));
+        }
+    }
+    if rt.spec.containers.is_empty() {
+        out.push("spec.containers: Required value".into());
+    }
+    if let Some(worker) = &rt.spec.worker_spec {
+        let has_containers = worker
+            .get("containers")
+            .and_then(Value::as_sequence)
+            .is_some_and(|c| !c.is_empty());
+        if !has_containers {
+            out.push("spec.workerSpec.containers: Required value".into());
+        }
+    }
+    out
+}
+
+/// `validateModelFormatPrioritySame`: one runtime lists an auto-selected format name twice
+/// with different priorities (versions are not compared).
+fn priority_not_same(spec: &ServingRuntimeSpec) -> Option<String> {
+    let mut seen: Vec<(&str, Option<i32>)> = Vec::new();
+    for f in spec
+        .supported_model_formats
+        .iter()
+        .filter(|f| f.auto_select == Some(true))
+    {
+        match seen.iter().find(|(name, _)| *name == f.name) {
+            Some((_, Some(existing))) if f.priority.is_some_and(|p| p != *existing) => {
+                return Some(f.name.clone())
+            }
+            Some(_) => {}
+            None => seen.push((&f.name, f.priority)),
+        }
+    }
+    None
+}
+
+/// `validateServingRuntimePriority`: the new runtime and an existing one (other name, same
+/// `multiModel`, existing enabled, a protocol in common) auto-select an equal format
+/// (name case-insensitively, same version) with the same priority.
+fn same_priority(new: &ServingRuntime, existing: &ServingRuntime) -> Option<String> {
+    let (n, e) = (&new.spec, &existing.spec);
+    if n.is_multi_model() != e.is_multi_model() || e.is_disabled() || new.name() == existing.name()
+    {
+        return None;
+    }
+    if !e
+        .protocol_versions
+        .iter()
+        .any(|p| n.protocol_versions.contains(p))
+    {
+        return None;
+    }
+    for ef in e
+        .supported_model_formats
+        .iter()
+        .filter(|f| f.auto_select == Some(true))
+    {
+        for nf in n
+            .supported_model_formats
+            .iter()
+            .filter(|f| f.auto_select == Some(true))
+        {
+            let equal = ef.name.eq_ignore_ascii_case(&nf.name) && ef.version == nf.version;
+            if equal && ef.priority.is_some() && ef.priority == nf.priority {
+                return Some(nf.name.clone());
+            }
+        }
+    }
+    None
+}
+
+/// `validateMultiNodeSpec` (the checks that need no cluster).
+fn multi_node_problem(rt: &ServingRuntime) -> Option<String> {
+    let worker = rt.spec.worker_spec.as_ref()?;
+    let problem = if worker
+        .get("containers")
+        .and_then(Value::as_sequence)
+        .is_some_and(|c| c.len() > 1)
+    {
+        Some("setting multiple containers in workerSpec is not allowed".to_string())
+    } else if let Some(env) = rt.spec.container(KSERVE_CONTAINER).map(|c| &c.env) {
+        if env.iter().any(|e| e.name == "PIPELINE_PARALLEL_SIZE") {
+            Some("setting PIPELINE_PARALLEL_SIZE in environment variables is not allowed".into())
+        } else if env.iter().any(|e| e.name == "TENSOR_PARALLEL_SIZE") {
+            Some("setting TENSOR_PARALLEL_SIZE in environment variables is not allowed".into())
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let size = |key: &str| worker.get(key).and_then(Value::as_i64).unwrap_or(1);
+    let problem = problem
+        .or_else(|| {
+            let p = size("pipelineParallelSize");
+            (p < 1)
+                .then(|| format!("the WorkerSpec.PipelineParallelSize cannot be less than 1({p})"))
+        })
+        .or_else(|| {
+            let t = size("tensorParallelSize");
+            (t < 1).then(|| format!("the WorkerSpec.TensorParallelSize cannot be less than 1({t})"))
+        })?;
+    Some(format!(
+        "the {} {} is invalid: {problem}",
+        rt.kind,
+        rt.name()
+    ))
+}
+
+/// Checks the folder's ServingRuntimes and ClusterServingRuntimes as KServe's CRD schema and
+/// admission webhook would when they are applied in the given order, and returns
+/// `(index into runtimes, message)` for each problem, in KServe's words:
+///
+/// * schema: `priority` below 1, no `containers`, a `workerSpec` without containers;
+/// * webhook (enabled runtimes only, first problem only): one runtime giving an
+///   auto-selected format different priorities, then, against each existing runtime of the
+///   same scope in name order (ClusterServingRuntimes: the built-ins the folder does not
+///   replace and the folder's earlier ones; ServingRuntimes: the folder's earlier ones of
+///   the same namespace), the same priority for an equal format, then the multi-node checks.
+///
+/// A runtime with a problem is not "applied": later runtimes are not checked against it,
+/// and callers should not select it. (KServe only checks priorities within one runtime when
+/// its scope already has a runtime; gantry always does.)
+pub fn validate_runtimes(runtimes: &[&ServingRuntime]) -> Vec<(usize, String)> {
+    let builtins = builtin_runtimes();
+    let mut problems = Vec::new();
+    let mut applied: Vec<&ServingRuntime> = Vec::new();
+    for (index, rt) in runtimes.iter().copied().enumerate() {
+        let schema = schema_problems(rt);
+        if !schema.is_empty() {
+            problems.extend(schema.into_iter().map(|m| (index, m)));
+            continue;
+        }
+        if let Some(message) = webhook_problem(rt, &applied, builtins, runtimes) {
+            problems.push((index, message));
+            continue;
+        }
+        applied.push(rt);
+    }
+    problems
+}
+
+fn webhook_problem(
+    rt: &ServingRuntime,
+    applied: &[&ServingRuntime],
+    builtins: &[ServingRuntime],
+    all: &[&ServingRuntime],
+) -> Option<String> {
+    if rt.spec.is_disabled() {
+        return None;
+    }
+    let cluster = rt.is_cluster_scoped();
+    let mut existing: Vec<&ServingRuntime> = if cluster {
+        let mut list: Vec<&ServingRuntime> = applied
+            .iter()
+            .copied()
+            .filter(|r| r.is_cluster_scoped())
+            .collect();
+        // A built-in the folder replaces (anywhere in it) is not in the cluster.
+        list.extend(builtins.iter().filter(|b| {
+            !all.iter()
+                .any(|r| r.is_cluster_scoped() && r.name() == b.name())
+        }));
+        list
+    } else {
+        applied
+            .iter()
+            .copied()
+            .filter(|r| r.is_namespaced() && r.namespace() == rt.namespace())
+            .collect()
+    };
+    existing.sort_by(|a, b| a.name().cmp(b.name()));
+    let (scope, scope_plural) = if cluster {
+        ("clusterservingruntime", "clusterservingruntimes")
+    } else {
+        ("servingruntime", "servingruntimes")
+    };
+    if let Some(format) = priority_not_same(&rt.spec) {
+        return Some(format!(
+            "different priorities assigned for the model format {format} under the {scope} {}",
+            rt.name()
+        ));
+    }
+    for e in &existing {
+        if let Some(format) = same_priority(rt, e) {
+            let mut message = format!(
+                "same priority assigned for the model format {format} in the {scope_plural} {} and {}",
+                e.name(),
+                rt.name()
+            );
+            if !cluster {
+                message.push_str(&format!(" in namespace {}", rt.namespace()));
+            }
+            return Some(message);
+        }
+    }
+    multi_node_problem(rt)
 }

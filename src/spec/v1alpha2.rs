@@ -148,6 +148,12 @@ pub struct Converted {
 impl InferenceServiceV1alpha2 {
     pub fn convert(&self) -> Result<Converted, Vec<ConversionError>> {
         let mut errors = Vec::new();
+        if self.spec.canary_traffic_percent.is_some_and(|p| p > 0) && self.spec.canary.is_none() {
+            errors.push(ConversionError {
+                field: "spec.canaryTrafficPercent".into(),
+                message: "Canary must be specified when CanaryTrafficPercent > 0.".into(),
+            });
+        }
         let mut spec = convert_endpoint(&self.spec.default, "spec.default", &mut errors);
         if let Some(p) = spec.predictor.as_mut() {
             p.canary_traffic_percent = self.spec.canary_traffic_percent;

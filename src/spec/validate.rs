@@ -133,6 +133,8 @@ impl Layout {
     pub fn field(&self, kind: ComponentKind, field: &str) -> FieldPath {
         let renamed = match (self.legacy, field) {
             (true, "containerConcurrency") => "parallelism",
+            // v1alpha2 has one percentage for the whole service.
+            (true, "canaryTrafficPercent") => return FieldPath::parse("spec.canaryTrafficPercent"),
             _ => field,
         };
         self.component(kind).key(renamed)
@@ -331,19 +333,18 @@ fn check_component(
 ) {
     let field = |name: &str| layout.field(kind, name);
     let min = c.min_replicas.unwrap_or(1);
+    // KServe returns the first of these only.
     if min < 0 {
         out.push(Finding::error(
             field("minReplicas"),
             "'MinReplicas' cannot be less than 0",
         ));
-    }
-    if c.max_replicas < 0 {
+    } else if c.max_replicas < 0 {
         out.push(Finding::error(
             field("maxReplicas"),
             "'MaxReplicas' cannot be less than 0",
         ));
-    }
-    if min > c.max_replicas && c.max_replicas != 0 {
+    } else if min > c.max_replicas && c.max_replicas != 0 {
         out.push(Finding::error(
             field("minReplicas"),
             "'MinReplicas' cannot be greater than MaxReplicas",
@@ -356,12 +357,15 @@ fn check_component(
                 "parallelism cannot be less than 0",
             ));
         } else if let Some(msg) = annotations::validate_container_concurrency(cc) {
-            out.push(Finding::error(field("containerConcurrency"), msg));
+            // Knative's form: "<message>: <path>".
+            let path = field("containerConcurrency");
+            out.push(Finding::error(path.clone(), format!("{msg}: {path}")));
         }
     }
     if let Some(t) = c.timeout {
         if let Some(msg) = annotations::validate_timeout_seconds(t) {
-            out.push(Finding::error(field("timeout"), msg));
+            let path = field("timeout");
+            out.push(Finding::error(path.clone(), format!("{msg}: {path}")));
         }
     }
     if let Some(p) = c.canary_traffic_percent {
@@ -478,6 +482,8 @@ fn check_component(
         },
         defaults,
     );
+    // KServe's webhook rejects its own field errors before Knative would see them.
+    let kserve_errors: Vec<FieldPath> = out.iter().map(|f| f.path.clone()).collect();
     for err in annotations::validate_autoscaling_annotations(&revision, defaults) {
         // Point at the annotation the user wrote, or at the KServe field it came from.
         let key = err.keys.first().cloned().unwrap_or_default();
@@ -494,10 +500,13 @@ fn check_component(
                 _ => FieldPath::parse("metadata.annotations").key(key),
             }
         };
-        out.push(Finding::error(
-            path,
-            err.knative_text("metadata.annotations."),
-        ));
+        let user_written = err
+            .keys
+            .iter()
+            .any(|k| c.annotations.contains_key(k) || isvc.metadata.annotations.contains_key(k));
+        if user_written || kserve_errors.is_empty() {
+            out.push(Finding::error(path, err.knative_text("metadata.annotations.")));
+        }
     }
 
     for name in &c.ignored {
