@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 use super::autoscaling::AutoscalingDefaults;
 use super::diagnostic::{Diagnostic, Position, Severity};
 use super::normalize::{normalize, Context, DesiredService};
-use super::runtime::ServingRuntime;
-use super::runtime_shim as runtime;
+use super::runtime::{self, ServingRuntime};
 use super::types::{InferenceService, InferenceServiceSpec};
 use super::v1alpha2::InferenceServiceV1alpha2;
 use super::validate::{validate, Finding, Layout};
@@ -280,7 +279,12 @@ fn parse_document(path: &str, doc: Document, opts: &LoadOptions) -> ParsedDocume
         ("ServingRuntime" | "ClusterServingRuntime", "serving.kserve.io/v1alpha1") => {
             let (rt, diags) = decode::<ServingRuntime>(&doc, opts.unknown_fields);
             diagnostics.extend(diags);
-            rt.map_or(Body::Invalid, |r| Body::ServingRuntime(Box::new(r)))
+            rt.map_or(Body::Invalid, |mut r| {
+                if !r.is_cluster_scoped() && r.metadata.namespace.is_none() {
+                    r.metadata.namespace = Some(opts.default_namespace.clone());
+                }
+                Body::ServingRuntime(Box::new(r))
+            })
         }
         ("ServingRuntime" | "ClusterServingRuntime", other) => {
             diagnostics.push(doc.diagnostic(
@@ -337,9 +341,11 @@ pub fn evaluate(files: &[Arc<ParsedFile>], opts: &LoadOptions) -> (Vec<Evaluated
             }
         }
     }
-    let runtimes: Vec<&ServingRuntime> = runtime_refs.iter().map(|(_, _, r)| *r).collect();
+    let all_runtimes: Vec<&ServingRuntime> = runtime_refs.iter().map(|(_, _, r)| *r).collect();
     let mut runtime_diagnostics = Vec::new();
-    for (index, message) in runtime::validate_runtimes(&runtimes) {
+    let mut rejected = Vec::new();
+    for (index, message) in runtime::validate_runtimes(&all_runtimes) {
+        rejected.push(index);
         let (file, pd, _) = runtime_refs[index];
         runtime_diagnostics.push(
             pd.doc
@@ -348,6 +354,13 @@ pub fn evaluate(files: &[Arc<ParsedFile>], opts: &LoadOptions) -> (Vec<Evaluated
         );
     }
 
+    // A runtime the cluster would refuse is not there to be selected.
+    let runtimes: Vec<&ServingRuntime> = all_runtimes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !rejected.contains(i))
+        .map(|(_, r)| *r)
+        .collect();
     let mut out = Vec::new();
     for file in files {
         for pd in &file.documents {

@@ -11,7 +11,6 @@ pub mod duration;
 pub mod normalize;
 pub mod quantity;
 pub mod runtime;
-mod runtime_shim;
 pub mod types;
 pub mod v1alpha2;
 pub mod validate;

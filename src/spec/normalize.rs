@@ -12,8 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::autoscaling::{self, knative_annotations_for, Autoscaling, AutoscalingDefaults, ScalingFields};
 use super::quantity::Quantity;
-use super::runtime::ServingRuntime;
-use super::runtime_shim::{self as runtime, ModelRequest};
+use super::runtime::{self, ModelRequest, ServingRuntime};
 use super::types::{
     ComponentCommon, Container, ContainerPort, EnvFromSource, EnvVar, InferenceService,
     InferenceServiceSpec, NodeSelectorTerm, PreferredSchedulingTerm, Probe, SecurityContext,
@@ -298,8 +297,9 @@ fn predictor(
                 &model_container,
                 model.runtime_version.as_deref(),
                 gpu,
-                model.storage_uri.is_some(),
+                model.storage_uri.is_some() || model.storage.is_some(),
                 &selection.protocol_version,
+                &model.model_format.name,
             ) {
                 Ok(b) => b,
                 Err(e) => {
@@ -307,9 +307,8 @@ fn predictor(
                     return None;
                 }
             };
-            let (_, extra) = split_sidecars(&common.containers);
             let mut sidecars = built.sidecars;
-            sidecars.extend(extra);
+            sidecars.extend(common.containers.iter().cloned());
             (
                 framework,
                 built.container,
@@ -342,20 +341,6 @@ fn predictor(
     )
 }
 
-/// Sidecars beside a framework: every container but `kserve-container`.
-fn split_sidecars(containers: &[Container]) -> (Option<Container>, Vec<Container>) {
-    let mut main = None;
-    let mut rest = Vec::new();
-    for c in containers {
-        if c.name.as_deref() == Some("kserve-container") && main.is_none() {
-            main = Some(c.clone());
-        } else {
-            rest.push(c.clone());
-        }
-    }
-    (main, rest)
-}
-
 /// The model a framework shorthand or `model:` asks for, with its inline container and the
 /// path to report runtime errors at.
 fn model_of(
@@ -363,49 +348,15 @@ fn model_of(
     layout: &Layout,
 ) -> Option<(String, super::types::ModelSpec, Container, super::yaml::FieldPath)> {
     let base = layout.component(ComponentKind::Predictor);
+    // Validation made sure no `kserve-container` sits beside them: other containers are
+    // sidecars.
     if let Some(model) = &p.model {
-        let mut container = model.container();
-        // A kserve-container beside `model:` is merged into it, as KServe does.
-        if let (Some(extra), _) = split_sidecars(&p.containers) {
-            container = merge_container(&container, &extra);
-        }
+        let container = model.container();
         return Some(("model".into(), (**model).clone(), container, base.key("model")));
     }
     let (name, ext) = p.frameworks().into_iter().next()?;
     let model = runtime::shorthand_model(name, ext);
-    let mut container = ext.container();
-    if let (Some(extra), _) = split_sidecars(&p.containers) {
-        container = merge_container(&container, &extra);
-    }
-    Some((name.to_string(), model, container, base.key(name)))
-}
-
-/// `over` wins field by field where it sets something.
-fn merge_container(base: &Container, over: &Container) -> Container {
-    let mut out = base.clone();
-    macro_rules! take {
-        ($($f:ident),*) => {$(
-            if over.$f.is_some() { out.$f = over.$f.clone(); }
-        )*};
-    }
-    take!(name, image, working_dir, liveness_probe, readiness_probe, startup_probe, image_pull_policy, security_context);
-    if !over.command.is_empty() {
-        out.command = over.command.clone();
-    }
-    out.args.extend(over.args.iter().cloned());
-    for env in &over.env {
-        match out.env.iter_mut().find(|e| e.name == env.name) {
-            Some(e) => *e = env.clone(),
-            None => out.env.push(env.clone()),
-        }
-    }
-    out.resources.limits.extend(over.resources.limits.clone());
-    out.resources.requests.extend(over.resources.requests.clone());
-    if !over.ports.is_empty() {
-        out.ports = over.ports.clone();
-    }
-    out.volume_mounts.extend(over.volume_mounts.iter().cloned());
-    out
+    Some((name.to_string(), model, ext.container(), base.key(name)))
 }
 
 fn transformer(

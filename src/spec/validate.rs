@@ -428,7 +428,10 @@ fn check_component(
                 ));
             }
             if env.name == "STORAGE_URI" {
-                if container.name.as_deref() == Some("transformer-container") {
+                // A co-located transformer (a predictor's sidecar) cannot load a model.
+                if kind == ComponentKind::Predictor
+                    && container.name.as_deref() == Some("transformer-container")
+                {
                     out.push(Finding::error(
                         env_path,
                         "storage uri should not be specified in transformer container",

@@ -182,17 +182,24 @@ pub fn documents(text: &str) -> (Vec<Document>, Option<Diagnostic>) {
                 positions,
             }),
             // serde_yaml repeats a syntax error forever; the first one is the one to report.
-            Err(err) => return (out, Some(syntax_diagnostic(&err))),
+            Err(err) => return (out, Some(syntax_diagnostic(&err, text))),
         }
     }
     (out, None)
 }
 
-fn syntax_diagnostic(err: &serde_yaml::Error) -> Diagnostic {
+fn syntax_diagnostic(err: &serde_yaml::Error, text: &str) -> Diagnostic {
     let position = err.location().map(|l| Position {
         line: l.line(),
         column: l.column(),
     });
+    // Show the line itself: placeholders like `{username}` are easy to spot there.
+    let excerpt = position
+        .and_then(|p| text.lines().nth(p.line.saturating_sub(1)))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!(" (in `{}`)", l.chars().take(80).collect::<String>()))
+        .unwrap_or_default();
     let mut message = err.to_string();
     // serde_yaml appends " at line L column C"; the position is printed in front already.
     if let Some(i) = message.find(" at line ") {
@@ -203,7 +210,7 @@ fn syntax_diagnostic(err: &serde_yaml::Error) -> Diagnostic {
             "{message}: the document's aliases expand beyond the bound gantry accepts \
              (a \"billion laughs\" document?)"
         ),
-        _ => format!("invalid YAML: {message}"),
+        _ => format!("invalid YAML: {message}{excerpt}"),
     };
     Diagnostic::error(message).at(position)
 }
