@@ -49,7 +49,11 @@ spec:
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..FILES {
-        std::fs::write(dir.path().join(format!("model-{i:04}.yaml")), isvc(i, "img:1")).unwrap();
+        std::fs::write(
+            dir.path().join(format!("model-{i:04}.yaml")),
+            isvc(i, "img:1"),
+        )
+        .unwrap();
     }
     let opts = LoadOptions::default();
 
@@ -62,9 +66,15 @@ fn main() {
         assert!(catalog.all_diagnostics().is_empty());
     }
     startup.sort();
-    println!("start-up load of {FILES} files: median {:?}, min {:?}, max {:?}", startup[2], startup[0], startup[4]);
+    println!(
+        "start-up load of {FILES} files: median {:?}, min {:?}, max {:?}",
+        startup[2], startup[0], startup[4]
+    );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let settings = WatchSettings {
             dir: dir.path().to_path_buf(),

@@ -12,7 +12,9 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::spec::catalog::{next_catalog, unreadable_file, Catalog, LoadOptions, ParseCache, ParsedFile};
+use crate::spec::catalog::{
+    next_catalog, unreadable_file, Catalog, LoadOptions, ParseCache, ParsedFile,
+};
 
 /// How often a missing folder is looked for.
 const MISSING_FOLDER_POLL: Duration = Duration::from_millis(250);
@@ -72,7 +74,9 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(relative) = path.strip_prefix(root) else {
             continue;
         };
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
         if is_dir {
             let hidden = relative
@@ -110,7 +114,11 @@ pub fn read_bounded(path: &Path, limit: usize) -> Result<String, String> {
 }
 
 /// Turns a scan into parsed files, re-parsing only what changed.
-pub fn parse_scan(found: Vec<FoundFile>, cache: &mut ParseCache, opts: &LoadOptions) -> Vec<Arc<ParsedFile>> {
+pub fn parse_scan(
+    found: Vec<FoundFile>,
+    cache: &mut ParseCache,
+    opts: &LoadOptions,
+) -> Vec<Arc<ParsedFile>> {
     let paths: Vec<String> = found.iter().map(|f| f.path.clone()).collect();
     cache.retain(&paths);
     found
@@ -151,7 +159,11 @@ pub struct FolderState {
 
 /// Watches the folder until `shutdown` fires, publishing every new catalog on `publish`.
 /// The first load happens before this returns control to the caller's runtime loop.
-pub async fn run(settings: WatchSettings, publish: watch::Sender<FolderState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    settings: WatchSettings,
+    publish: watch::Sender<FolderState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut cache = ParseCache::default();
     let mut state = FolderState::default();
@@ -169,7 +181,9 @@ pub async fn run(settings: WatchSettings, publish: watch::Sender<FolderState>, m
             if identity.is_some() {
                 match arm(&settings, tx.clone()) {
                     Ok(d) => armed = Some((d, identity)),
-                    Err(e) => warn!(dir = %settings.dir.display(), error = %e, "cannot watch the folder; relying on periodic resync"),
+                    Err(e) => {
+                        warn!(dir = %settings.dir.display(), error = %e, "cannot watch the folder; relying on periodic resync")
+                    }
                 }
             }
         }
@@ -177,7 +191,9 @@ pub async fn run(settings: WatchSettings, publish: watch::Sender<FolderState>, m
         reload(&settings, &mut cache, &mut state, &publish);
 
         let wait = if state.folder_present {
-            settings.resync_interval.saturating_sub(last_resync.elapsed())
+            settings
+                .resync_interval
+                .saturating_sub(last_resync.elapsed())
         } else {
             MISSING_FOLDER_POLL
         };
@@ -195,7 +211,12 @@ pub async fn run(settings: WatchSettings, publish: watch::Sender<FolderState>, m
     }
 }
 
-fn reload(settings: &WatchSettings, cache: &mut ParseCache, state: &mut FolderState, publish: &watch::Sender<FolderState>) {
+fn reload(
+    settings: &WatchSettings,
+    cache: &mut ParseCache,
+    state: &mut FolderState,
+    publish: &watch::Sender<FolderState>,
+) {
     let started = Instant::now();
     match scan(&settings.dir, settings.max_file_bytes) {
         None => {
@@ -213,7 +234,11 @@ fn reload(settings: &WatchSettings, cache: &mut ParseCache, state: &mut FolderSt
                 || state.loads == 0
                 || catalog_changed(&state.catalog, &catalog);
             if changed {
-                let errors = catalog.all_diagnostics().iter().filter(|d| d.is_error()).count();
+                let errors = catalog
+                    .all_diagnostics()
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .count();
                 info!(
                     services = catalog.services.len(),
                     errors,
@@ -237,19 +262,30 @@ fn reload(settings: &WatchSettings, cache: &mut ParseCache, state: &mut FolderSt
 fn catalog_changed(a: &Catalog, b: &Catalog) -> bool {
     a.all_diagnostics() != b.all_diagnostics()
         || a.services.len() != b.services.len()
-        || a.services.iter().zip(b.services.iter()).any(|((ka, ea), (kb, eb))| {
-            ka != kb || ea.generation != eb.generation || ea.file != eb.file || ea.stale != eb.stale
-        })
+        || a.services
+            .iter()
+            .zip(b.services.iter())
+            .any(|((ka, ea), (kb, eb))| {
+                ka != kb
+                    || ea.generation != eb.generation
+                    || ea.file != eb.file
+                    || ea.stale != eb.stale
+            })
         || a.objects.len() != b.objects.len()
         || a.objects != b.objects
         || a.runtimes != b.runtimes
 }
 
-type Debouncer = notify_debouncer_full::Debouncer<notify::RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
+type Debouncer = notify_debouncer_full::Debouncer<
+    notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
 
 fn arm(settings: &WatchSettings, tx: mpsc::UnboundedSender<()>) -> notify::Result<Debouncer> {
-    let mut debouncer = new_debouncer(settings.debounce, None, move |result: DebounceEventResult| {
-        match result {
+    let mut debouncer = new_debouncer(
+        settings.debounce,
+        None,
+        move |result: DebounceEventResult| match result {
             Ok(events) if events.is_empty() => {}
             Ok(_) => {
                 let _ = tx.send(());
@@ -260,8 +296,8 @@ fn arm(settings: &WatchSettings, tx: mpsc::UnboundedSender<()>) -> notify::Resul
                 }
                 let _ = tx.send(());
             }
-        }
-    })?;
+        },
+    )?;
     debouncer.watch(&settings.dir, RecursiveMode::Recursive)?;
     Ok(debouncer)
 }
@@ -269,7 +305,10 @@ fn arm(settings: &WatchSettings, tx: mpsc::UnboundedSender<()>) -> notify::Resul
 /// The folder's inode, to notice it was deleted and recreated under the same name.
 fn folder_identity(dir: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(dir).ok().filter(|m| m.is_dir()).map(|m| m.ino())
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| m.ino())
 }
 
 #[cfg(test)]

@@ -27,7 +27,12 @@ fn validate_prints_positions_and_exits_1_on_errors() {
     let bad = support::isvc_with("", &format!("minReplicas: -1\n{}", support::CUSTOM));
     std::fs::write(dir.path().join("good.yaml"), &good).unwrap();
     let ok = gantry(&["validate", dir.path().to_str().unwrap()]);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert_eq!(stdout(&ok), "");
 
     let bad_path = dir.path().join("bad.yaml");
@@ -36,7 +41,10 @@ fn validate_prints_positions_and_exits_1_on_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
-        format!("{}:7:5: error: spec.predictor.minReplicas: 'MinReplicas' cannot be less than 0\n", bad_path.display())
+        format!(
+            "{}:7:5: error: spec.predictor.minReplicas: 'MinReplicas' cannot be less than 0\n",
+            bad_path.display()
+        )
     );
 
     let json = gantry(&["validate", "-o", "json", bad_path.to_str().unwrap()]);
@@ -45,7 +53,10 @@ fn validate_prints_positions_and_exits_1_on_errors() {
     assert_eq!(report["valid"], false);
     assert_eq!(report["errors"], 1);
     assert_eq!(report["diagnostics"][0]["position"]["line"], 7);
-    assert_eq!(report["diagnostics"][0]["field"], "spec.predictor.minReplicas");
+    assert_eq!(
+        report["diagnostics"][0]["field"],
+        "spec.predictor.minReplicas"
+    );
 }
 
 #[test]
@@ -59,8 +70,17 @@ fn config_defaults_is_a_valid_config() {
     std::fs::write(&file, &text).unwrap();
     let services = dir.path().join("services");
     std::fs::create_dir(&services).unwrap();
-    let check = gantry(&["validate", "--config", file.to_str().unwrap(), services.to_str().unwrap()]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let check = gantry(&[
+        "validate",
+        "--config",
+        file.to_str().unwrap(),
+        services.to_str().unwrap(),
+    ]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 struct Serve(Child);
@@ -73,7 +93,11 @@ impl Drop for Serve {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
@@ -92,8 +116,17 @@ fn serve_get_and_describe() {
     let dir = tempfile::tempdir().unwrap();
     let services = dir.path().join("services");
     std::fs::create_dir(&services).unwrap();
-    std::fs::write(services.join("iris.yaml"), std::fs::read_to_string("examples/services/iris.yaml").unwrap()).unwrap();
-    std::fs::write(services.join("broken.yaml"), support::isvc_with("", &format!("minReplicas: -1\n{}", support::CUSTOM)).replace("name: m", "name: broken")).unwrap();
+    std::fs::write(
+        services.join("iris.yaml"),
+        std::fs::read_to_string("examples/services/iris.yaml").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        services.join("broken.yaml"),
+        support::isvc_with("", &format!("minReplicas: -1\n{}", support::CUSTOM))
+            .replace("name: m", "name: broken"),
+    )
+    .unwrap();
     let api = format!("127.0.0.1:{}", free_port());
     let _daemon = Serve(
         Command::new(env!("CARGO_BIN_EXE_gantry"))
@@ -108,14 +141,26 @@ fn serve_get_and_describe() {
     );
     wait_until("the API to list both services", || {
         let o = gantry(&["get", "isvc", "--api", &api, "-o", "json"]);
-        o.status.success() && serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == 2))
+        o.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&o.stdout)
+                .is_ok_and(|v| v.as_array().is_some_and(|a| a.len() == 2))
     });
 
     let table = stdout(&gantry(&["get", "isvc", "--api", &api]));
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("NAMESPACE   NAME"), "{table}");
-    assert!(lines.iter().any(|l| l.contains("broken") && l.contains("Invalid (1 error)")), "{table}");
-    assert!(lines.iter().any(|l| l.contains("iris") && l.contains("http://iris.default.localhost") && l.contains("Valid")), "{table}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("broken") && l.contains("Invalid (1 error)")),
+        "{table}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("iris")
+            && l.contains("http://iris.default.localhost")
+            && l.contains("Valid")),
+        "{table}"
+    );
 
     let described = stdout(&gantry(&["describe", "isvc", "iris", "--api", &api]));
     for expected in [
@@ -126,10 +171,15 @@ fn serve_get_and_describe() {
         "Concurrency:      8 per replica, timeout 60s",
         "Autoscaling:      concurrency target 3.4 (of 4), stable window 3m0s, panic window 23s",
     ] {
-        assert!(described.contains(expected), "missing {expected:?} in:\n{described}");
+        assert!(
+            described.contains(expected),
+            "missing {expected:?} in:\n{described}"
+        );
     }
 
-    let yaml = stdout(&gantry(&["get", "isvc", "iris", "--api", &api, "-o", "yaml"]));
+    let yaml = stdout(&gantry(&[
+        "get", "isvc", "iris", "--api", &api, "-o", "yaml",
+    ]));
     assert!(yaml.contains("revisionKey:"), "{yaml}");
 
     let missing = gantry(&["describe", "isvc", "nope", "--api", &api]);

@@ -138,7 +138,12 @@ fn every_corpus_file_has_its_verdict() {
     let runtimes: Vec<(String, String)> = std::fs::read_dir(root.join("servingruntime"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
         .collect();
     let mut listed = 0;
     let mut failures = Vec::new();
@@ -158,10 +163,16 @@ fn every_corpus_file_has_its_verdict() {
             .map(|d| (d.position.map_or(0, |p| p.line), d.text()));
         let got = first_error.as_ref().map(|(l, t)| (*l, t.as_str()));
         if got != *expected {
-            failures.push(format!("{file}\n  expected {expected:?}\n  got      {got:?}"));
+            failures.push(format!(
+                "{file}\n  expected {expected:?}\n  got      {got:?}"
+            ));
         }
         if expected.is_none() && file.starts_with("isvc/") {
-            let valid = catalog.services.values().filter(|s| s.file == name).all(|s| s.desired.is_some());
+            let valid = catalog
+                .services
+                .values()
+                .filter(|s| s.file == name)
+                .all(|s| s.desired.is_some());
             assert!(valid, "{file}: accepted but not normalised");
         }
         listed += 1;
@@ -172,7 +183,13 @@ fn every_corpus_file_has_its_verdict() {
     let count = |dir: &str| {
         std::fs::read_dir(root.join(dir))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "yaml")
+            })
             .count()
     };
     assert_eq!(listed, count("isvc") + count("servingruntime"));

@@ -9,7 +9,11 @@ fn check(annotations: &str, predictor: &str, expected: &[&str]) {
     let text = isvc_with(annotations, predictor);
     let got = rendered(&load(&[("m.yaml", &text)]));
     let got_errors: Vec<&String> = got.iter().filter(|d| d.contains("error: ")).collect();
-    assert_eq!(got_errors, expected.iter().collect::<Vec<_>>(), "for:\n{text}");
+    assert_eq!(
+        got_errors,
+        expected.iter().collect::<Vec<_>>(),
+        "for:\n{text}"
+    );
 }
 
 #[test]
@@ -62,7 +66,10 @@ fn knative_annotation_texts() {
 
 #[test]
 fn every_problem_of_a_document_is_reported() {
-    let text = isvc_with("autoscaling.knative.dev/window: 1s", &format!("minReplicas: -1\ncontainerConcurrency: -3\n{CUSTOM}"));
+    let text = isvc_with(
+        "autoscaling.knative.dev/window: 1s",
+        &format!("minReplicas: -1\ncontainerConcurrency: -3\n{CUSTOM}"),
+    );
     let errors = rendered(&load(&[("m.yaml", &text)]));
     assert_eq!(errors.len(), 3, "{errors:#?}");
 }
@@ -88,7 +95,10 @@ fn unknown_fields_are_errors_or_warnings_with_did_you_mean() {
 
 #[test]
 fn ignored_fields_are_listed() {
-    let text = isvc_with("", &format!("tolerations: [{{key: gpu, operator: Exists}}]\nnodeName: box\n{CUSTOM}"));
+    let text = isvc_with(
+        "",
+        &format!("tolerations: [{{key: gpu, operator: Exists}}]\nnodeName: box\n{CUSTOM}"),
+    );
     assert_eq!(
         rendered(&load(&[("m.yaml", &text)])),
         [
@@ -119,11 +129,17 @@ spec:
 fn limits_on_file_size_and_aliases() {
     let mut bomb = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..9 {
-        bomb.push_str(&format!("  a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+        bomb.push_str(&format!(
+            "  a{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 10].join(", ")
+        ));
     }
     let errors = rendered(&load(&[("bomb.yaml", &bomb)]));
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].contains("repetition limit exceeded"), "{errors:?}");
+    assert!(
+        errors[0].contains("repetition limit exceeded"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -137,5 +153,8 @@ fn multi_document_files_and_other_kinds() {
     assert_eq!(c.services.len(), 1);
     assert_eq!(c.objects.len(), 2);
     let secret = c.objects.values().find(|o| o.key.kind == "Secret").unwrap();
-    assert!(!format!("{secret:?}").contains("hunter2"), "a Secret's data never shows");
+    assert!(
+        !format!("{secret:?}").contains("hunter2"),
+        "a Secret's data never shows"
+    );
 }

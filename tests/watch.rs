@@ -49,12 +49,18 @@ impl Daemon {
 
     /// Waits until the catalog satisfies `condition`, failing with what it last saw.
     async fn until(&mut self, what: &str, condition: impl Fn(&FolderState) -> bool) -> FolderState {
-        let result = tokio::time::timeout(DEADLINE, self.state.wait_for(|s| s.loads > 0 && condition(s)))
-            .await
-            .map(|r| r.map(|state| state.clone()));
+        let result = tokio::time::timeout(
+            DEADLINE,
+            self.state.wait_for(|s| s.loads > 0 && condition(s)),
+        )
+        .await
+        .map(|r| r.map(|state| state.clone()));
         match result {
             Ok(Ok(state)) => state,
-            _ => panic!("timed out waiting for: {what}; last state: {:#?}", summary(&self.state.borrow().catalog)),
+            _ => panic!(
+                "timed out waiting for: {what}; last state: {:#?}",
+                summary(&self.state.borrow().catalog)
+            ),
         }
     }
 
@@ -68,7 +74,16 @@ fn summary(c: &Catalog) -> Vec<String> {
     let mut out: Vec<String> = c
         .services
         .values()
-        .map(|s| format!("{}/{} from {} stale={} desired={}", s.namespace, s.name, s.file, s.stale, s.desired.is_some()))
+        .map(|s| {
+            format!(
+                "{}/{} from {} stale={} desired={}",
+                s.namespace,
+                s.name,
+                s.file,
+                s.stale,
+                s.desired.is_some()
+            )
+        })
         .collect();
     out.extend(c.all_diagnostics().iter().map(|d| d.to_string()));
     out
@@ -92,34 +107,51 @@ async fn edits_renames_deletes_and_temporary_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("iris.yaml"), isvc("iris", "img:1")).unwrap();
     let mut d = Daemon::start(dir.path());
-    d.until("iris served", |s| image(s, "iris").as_deref() == Some("img:1")).await;
+    d.until("iris served", |s| {
+        image(s, "iris").as_deref() == Some("img:1")
+    })
+    .await;
 
     // An editor's atomic save: write a temporary file, rename it over the original.
     let tmp = dir.path().join(".iris.yaml.swp");
     std::fs::write(&tmp, isvc("iris", "img:2")).unwrap();
     std::fs::rename(&tmp, dir.path().join("iris.yaml")).unwrap();
-    d.until("atomic save picked up", |s| image(s, "iris").as_deref() == Some("img:2")).await;
+    d.until("atomic save picked up", |s| {
+        image(s, "iris").as_deref() == Some("img:2")
+    })
+    .await;
 
     // Hidden and temporary files are never read.
     std::fs::write(dir.path().join(".hidden.yaml"), isvc("hidden", "img:1")).unwrap();
     std::fs::write(dir.path().join("backup.yaml~"), isvc("backup", "img:1")).unwrap();
     std::fs::write(dir.path().join("other.yaml"), isvc("other", "img:1")).unwrap();
-    let s = d.until("other served", |s| service(s, "other").is_some()).await;
+    let s = d
+        .until("other served", |s| service(s, "other").is_some())
+        .await;
     assert!(service(&s, "hidden").is_none());
     assert!(service(&s, "backup").is_none());
 
     // A rename moves the definition; the service stays.
-    std::fs::rename(dir.path().join("other.yaml"), dir.path().join("renamed.yaml")).unwrap();
-    d.until("rename followed", |s| service(s, "other").is_some_and(|e| e.file.ends_with("renamed.yaml"))).await;
+    std::fs::rename(
+        dir.path().join("other.yaml"),
+        dir.path().join("renamed.yaml"),
+    )
+    .unwrap();
+    d.until("rename followed", |s| {
+        service(s, "other").is_some_and(|e| e.file.ends_with("renamed.yaml"))
+    })
+    .await;
 
     // Subfolders are watched too.
     std::fs::create_dir(dir.path().join("team")).unwrap();
     std::fs::write(dir.path().join("team/deep.yml"), isvc("deep", "img:1")).unwrap();
-    d.until("subfolder file served", |s| service(s, "deep").is_some()).await;
+    d.until("subfolder file served", |s| service(s, "deep").is_some())
+        .await;
 
     // Deleting the file removes the service.
     std::fs::remove_file(dir.path().join("renamed.yaml")).unwrap();
-    d.until("deleted service gone", |s| service(s, "other").is_none()).await;
+    d.until("deleted service gone", |s| service(s, "other").is_none())
+        .await;
     d.stop().await;
 }
 
@@ -129,26 +161,54 @@ async fn an_invalid_edit_keeps_the_last_good_spec() {
     let file = dir.path().join("iris.yaml");
     std::fs::write(&file, isvc("iris", "img:1")).unwrap();
     let mut d = Daemon::start(dir.path());
-    d.until("iris served", |s| image(s, "iris").as_deref() == Some("img:1")).await;
+    d.until("iris served", |s| {
+        image(s, "iris").as_deref() == Some("img:1")
+    })
+    .await;
 
     // A semantic error: the last good spec stays desired and the error is reported.
-    std::fs::write(&file, isvc("iris", "img:2").replace("containers:", "minReplicas: -1\n    containers:")).unwrap();
-    let s = d.until("stale with the error", |s| service(s, "iris").is_some_and(|e| e.stale)).await;
+    std::fs::write(
+        &file,
+        isvc("iris", "img:2").replace("containers:", "minReplicas: -1\n    containers:"),
+    )
+    .unwrap();
+    let s = d
+        .until("stale with the error", |s| {
+            service(s, "iris").is_some_and(|e| e.stale)
+        })
+        .await;
     let entry = service(&s, "iris").unwrap();
     assert_eq!(image(&s, "iris").as_deref(), Some("img:1"));
-    assert!(entry.diagnostics.iter().any(|d| d.message == "'MinReplicas' cannot be less than 0"), "{:?}", entry.diagnostics);
+    assert!(
+        entry
+            .diagnostics
+            .iter()
+            .any(|d| d.message == "'MinReplicas' cannot be less than 0"),
+        "{:?}",
+        entry.diagnostics
+    );
 
     // A file read while half-written (a YAML syntax error): still the last good spec.
     let full = isvc("iris", "img:3");
-    std::fs::write(&file, &full[..full.len() / 2].replace("spec:", "spec: [")).unwrap();
-    let s = d.until("still stale after a syntax error", |s| {
-        service(s, "iris").is_some_and(|e| e.stale && e.diagnostics.iter().any(|d| d.message.starts_with("invalid YAML")))
-    }).await;
+    std::fs::write(&file, full[..full.len() / 2].replace("spec:", "spec: [")).unwrap();
+    let s = d
+        .until("still stale after a syntax error", |s| {
+            service(s, "iris").is_some_and(|e| {
+                e.stale
+                    && e.diagnostics
+                        .iter()
+                        .any(|d| d.message.starts_with("invalid YAML"))
+            })
+        })
+        .await;
     assert_eq!(image(&s, "iris").as_deref(), Some("img:1"));
 
     // The finished write takes over.
     std::fs::write(&file, &full).unwrap();
-    d.until("fixed", |s| image(s, "iris").as_deref() == Some("img:3") && !service(s, "iris").unwrap().stale).await;
+    d.until("fixed", |s| {
+        image(s, "iris").as_deref() == Some("img:3") && !service(s, "iris").unwrap().stale
+    })
+    .await;
     d.stop().await;
 }
 
@@ -157,13 +217,26 @@ async fn the_file_that_defines_a_name_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("b.yaml"), isvc("iris", "from-b")).unwrap();
     let mut d = Daemon::start(dir.path());
-    d.until("iris from b", |s| image(s, "iris").as_deref() == Some("from-b")).await;
+    d.until("iris from b", |s| {
+        image(s, "iris").as_deref() == Some("from-b")
+    })
+    .await;
 
     // a.yaml sorts first, but b.yaml already defines iris while the daemon runs.
     std::fs::write(dir.path().join("a.yaml"), isvc("iris", "from-a")).unwrap();
-    let s = d.until("duplicate reported", |s| !s.catalog.file_diagnostics.is_empty()).await;
+    let s = d
+        .until("duplicate reported", |s| {
+            !s.catalog.file_diagnostics.is_empty()
+        })
+        .await;
     assert_eq!(image(&s, "iris").as_deref(), Some("from-b"));
-    let dup = &s.catalog.file_diagnostics.values().flatten().next().unwrap();
+    let dup = &s
+        .catalog
+        .file_diagnostics
+        .values()
+        .flatten()
+        .next()
+        .unwrap();
     assert!(dup.file.ends_with("a.yaml"), "{dup}");
     assert!(dup.message.contains("b.yaml"), "{dup}");
     d.stop().await;
@@ -182,19 +255,30 @@ async fn the_folder_deleted_and_recreated() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("iris.yaml"), isvc("iris", "img:1")).unwrap();
     let mut d = Daemon::start(&dir);
-    d.until("iris served", |s| service(s, "iris").is_some()).await;
+    d.until("iris served", |s| service(s, "iris").is_some())
+        .await;
 
     std::fs::remove_dir_all(&dir).unwrap();
-    let s = d.until("folder reported missing", |s| !s.folder_present).await;
-    assert!(service(&s, "iris").is_some(), "a missing folder keeps the last desired state");
+    let s = d
+        .until("folder reported missing", |s| !s.folder_present)
+        .await;
+    assert!(
+        service(&s, "iris").is_some(),
+        "a missing folder keeps the last desired state"
+    );
 
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("new.yaml"), isvc("fresh", "img:1")).unwrap();
-    let s = d.until("recreated folder loaded", |s| s.folder_present && service(s, "fresh").is_some()).await;
+    let s = d
+        .until("recreated folder loaded", |s| {
+            s.folder_present && service(s, "fresh").is_some()
+        })
+        .await;
     assert!(service(&s, "iris").is_none());
 
     // And it is watched again: a later change is seen.
     std::fs::write(dir.join("later.yaml"), isvc("later", "img:1")).unwrap();
-    d.until("change after recreation", |s| service(s, "later").is_some()).await;
+    d.until("change after recreation", |s| service(s, "later").is_some())
+        .await;
     d.stop().await;
 }

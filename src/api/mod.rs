@@ -85,8 +85,14 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/inferenceservices", get(list_all))
-        .route("/api/v1/namespaces/{namespace}/inferenceservices", get(list_namespace))
-        .route("/api/v1/namespaces/{namespace}/inferenceservices/{name}", get(get_one))
+        .route(
+            "/api/v1/namespaces/{namespace}/inferenceservices",
+            get(list_namespace),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/inferenceservices/{name}",
+            get(get_one),
+        )
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -125,7 +131,10 @@ async fn list_all(State(state): State<Arc<ApiState>>) -> Json<ServiceList> {
     Json(list(&state, None))
 }
 
-async fn list_namespace(State(state): State<Arc<ApiState>>, Path(namespace): Path<String>) -> Json<ServiceList> {
+async fn list_namespace(
+    State(state): State<Arc<ApiState>>,
+    Path(namespace): Path<String>,
+) -> Json<ServiceList> {
     Json(list(&state, Some(&namespace)))
 }
 

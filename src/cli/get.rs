@@ -42,7 +42,9 @@ pub struct DescribeArgs {
 
 fn fetch<T: serde::de::DeserializeOwned>(api: &ApiArgs, path: &str) -> anyhow::Result<T> {
     let url = format!("http://{}{path}", api.api);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let response = reqwest::get(&url).await.with_context(|| {
             format!(
@@ -75,7 +77,10 @@ pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let items: Vec<ServiceView> = match &args.name {
         Some(name) => {
             let ns = args.namespace.as_deref().unwrap_or("default");
-            vec![fetch(&args.api, &format!("/api/v1/namespaces/{ns}/inferenceservices/{name}"))?]
+            vec![fetch(
+                &args.api,
+                &format!("/api/v1/namespaces/{ns}/inferenceservices/{name}"),
+            )?]
         }
         None => {
             let path = match &args.namespace {
@@ -113,7 +118,11 @@ pub fn table(items: &[ServiceView]) -> String {
         let errors = s.diagnostics.iter().filter(|d| d.is_error()).count();
         let status = match errors {
             0 => s.spec_status.clone(),
-            n => format!("{} ({n} error{})", s.spec_status, if n == 1 { "" } else { "s" }),
+            n => format!(
+                "{} ({n} error{})",
+                s.spec_status,
+                if n == 1 { "" } else { "s" }
+            ),
         };
         rows.push([
             s.namespace.clone(),
@@ -124,7 +133,9 @@ pub fn table(items: &[ServiceView]) -> String {
             s.file.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
         let line: Vec<String> = row
@@ -142,7 +153,10 @@ pub fn run_describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     let Resource::Isvc = args.resource;
     let view: ServiceView = fetch(
         &args.api,
-        &format!("/api/v1/namespaces/{}/inferenceservices/{}", args.namespace, args.name),
+        &format!(
+            "/api/v1/namespaces/{}/inferenceservices/{}",
+            args.namespace, args.name
+        ),
     )?;
     if let Some(output) = args.output {
         print_as(&view, output)?;
@@ -160,7 +174,11 @@ pub fn describe(v: &ServiceView) -> String {
     let _ = writeln!(out, "Namespace:    {}", v.namespace);
     let _ = writeln!(out, "URL:          {}", v.url);
     let _ = writeln!(out, "File:         {}", v.file);
-    let _ = writeln!(out, "Spec:         {} (generation {})", v.spec_status, v.generation);
+    let _ = writeln!(
+        out,
+        "Spec:         {} (generation {})",
+        v.spec_status, v.generation
+    );
     if let Some(spec) = &v.spec {
         let _ = writeln!(out, "API Version:  {}", spec.api_version);
         for c in &spec.components {
@@ -181,23 +199,47 @@ pub fn describe(v: &ServiceView) -> String {
             if !t.container.args.is_empty() {
                 let _ = writeln!(out, "  Args:             {}", t.container.args.join(" "));
             }
-            let _ = writeln!(out, "  Port:             {} ({})", t.container.port.container_port, t.container.port.protocol);
+            let _ = writeln!(
+                out,
+                "  Port:             {} ({})",
+                t.container.port.container_port, t.container.port.protocol
+            );
             let _ = writeln!(
                 out,
                 "  Resources:        cpu {}m/{}m, memory {}/{} bytes, gpus {}",
-                r.cpu_request_millis, r.cpu_limit_millis, r.memory_request_bytes, r.memory_limit_bytes, r.gpus
+                r.cpu_request_millis,
+                r.cpu_limit_millis,
+                r.memory_request_bytes,
+                r.memory_limit_bytes,
+                r.gpus
             );
             if let Some(uri) = &t.storage_uri {
                 let _ = writeln!(out, "  Storage URI:      {uri}");
             }
             if !t.placement.node_selector.is_empty() || !t.placement.required.is_empty() {
-                let _ = writeln!(out, "  Placement:        {}", serde_json::to_string(&t.placement).unwrap_or_default());
+                let _ = writeln!(
+                    out,
+                    "  Placement:        {}",
+                    serde_json::to_string(&t.placement).unwrap_or_default()
+                );
             }
             let s = &c.scaling;
-            let max = if s.max_replicas == 0 { "unlimited".to_string() } else { s.max_replicas.to_string() };
+            let max = if s.max_replicas == 0 {
+                "unlimited".to_string()
+            } else {
+                s.max_replicas.to_string()
+            };
             let _ = writeln!(out, "  Replicas:         min {}, max {max}", s.min_replicas);
-            let cc = if s.container_concurrency == 0 { "unlimited".to_string() } else { s.container_concurrency.to_string() };
-            let _ = writeln!(out, "  Concurrency:      {cc} per replica, timeout {}s", s.timeout_seconds);
+            let cc = if s.container_concurrency == 0 {
+                "unlimited".to_string()
+            } else {
+                s.container_concurrency.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  Concurrency:      {cc} per replica, timeout {}s",
+                s.timeout_seconds
+            );
             let a = &s.autoscaling;
             let _ = writeln!(
                 out,
@@ -222,5 +264,7 @@ pub fn describe(v: &ServiceView) -> String {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }

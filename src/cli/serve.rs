@@ -60,16 +60,24 @@ fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     if json {
-        registry.with(fmt::layer().json().flatten_event(true)).init();
+        registry
+            .with(fmt::layer().json().flatten_event(true))
+            .init();
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).init();
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init();
     }
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create the state directory {}", config.state_dir.display()))?;
+    std::fs::create_dir_all(&config.state_dir).with_context(|| {
+        format!(
+            "cannot create the state directory {}",
+            config.state_dir.display()
+        )
+    })?;
     let settings = WatchSettings {
         dir: config.dir.clone(),
         max_file_bytes: config.max_file_bytes,
@@ -87,7 +95,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
-        .with_context(|| format!("cannot listen on {} for the management API (--api)", config.api))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the management API (--api)",
+                config.api
+            )
+        })?;
     info!(api = %config.api, dir = %config.dir.display(), "gantry is serving");
     let app = router(ApiState {
         folder,

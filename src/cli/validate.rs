@@ -8,7 +8,9 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::spec::catalog::{next_catalog, unreadable_file, Catalog, LoadOptions, ParseCache, ParsedFile};
+use crate::spec::catalog::{
+    next_catalog, unreadable_file, Catalog, LoadOptions, ParseCache, ParsedFile,
+};
 use crate::spec::diagnostic::Diagnostic;
 use crate::watch::{parse_scan, read_bounded, scan, FoundFile};
 
@@ -84,7 +86,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn plural(n: usize) -> &'static str {
@@ -96,7 +102,11 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Reads the named files and folders into one catalog, as one folder.
-pub fn load_paths(paths: &[PathBuf], max_file_bytes: usize, opts: &LoadOptions) -> (usize, Catalog) {
+pub fn load_paths(
+    paths: &[PathBuf],
+    max_file_bytes: usize,
+    opts: &LoadOptions,
+) -> (usize, Catalog) {
     let mut cache = ParseCache::default();
     let mut parsed: Vec<Arc<ParsedFile>> = Vec::new();
     for path in paths {
@@ -108,7 +118,10 @@ pub fn load_paths(paths: &[PathBuf], max_file_bytes: usize, opts: &LoadOptions) 
             parsed.extend(parse_scan(vec![found], &mut cache, opts));
         } else {
             let shown = path.display().to_string();
-            parsed.push(Arc::new(unreadable_file(&shown, "no such file or directory".into())));
+            parsed.push(Arc::new(unreadable_file(
+                &shown,
+                "no such file or directory".into(),
+            )));
         }
     }
     let count = parsed.len();

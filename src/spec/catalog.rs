@@ -169,8 +169,12 @@ fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 
 fn parse_document(path: &str, doc: Document, opts: &LoadOptions) -> ParsedDocument {
     let mut diagnostics = Vec::new();
-    let api_version = str_field(&doc.value, "apiVersion").unwrap_or_default().to_string();
-    let kind = str_field(&doc.value, "kind").unwrap_or_default().to_string();
+    let api_version = str_field(&doc.value, "apiVersion")
+        .unwrap_or_default()
+        .to_string();
+    let kind = str_field(&doc.value, "kind")
+        .unwrap_or_default()
+        .to_string();
     let meta = doc.value.get("metadata");
     let name = meta
         .and_then(|m| str_field(m, "name"))
@@ -332,7 +336,10 @@ pub struct Evaluated {
 /// Validates and normalises every InferenceService of the folder against its runtimes, and
 /// checks the runtimes. Returns the services in path order, plus per-file diagnostics about
 /// runtimes.
-pub fn evaluate(files: &[Arc<ParsedFile>], opts: &LoadOptions) -> (Vec<Evaluated>, Vec<Diagnostic>) {
+pub fn evaluate(
+    files: &[Arc<ParsedFile>],
+    opts: &LoadOptions,
+) -> (Vec<Evaluated>, Vec<Diagnostic>) {
     let mut runtime_refs: Vec<(&ParsedFile, &ParsedDocument, &ServingRuntime)> = Vec::new();
     for file in files {
         for pd in &file.documents {
@@ -380,7 +387,11 @@ pub fn evaluate(files: &[Arc<ParsedFile>], opts: &LoadOptions) -> (Vec<Evaluated
                 runtimes: &runtimes,
             };
             let mut diagnostics = pd.diagnostics.clone();
-            let position = |f: &Finding| pd.doc.diagnostic(f.severity, &f.path, f.message.clone()).in_file(&file.path);
+            let position = |f: &Finding| {
+                pd.doc
+                    .diagnostic(f.severity, &f.path, f.message.clone())
+                    .in_file(&file.path)
+            };
             let findings = validate(isvc, layout, &opts.autoscaling);
             let failed = findings.iter().any(|f| f.severity == Severity::Error);
             diagnostics.extend(findings.iter().map(position));
@@ -462,7 +473,11 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
     let (evaluated, runtime_diagnostics) = evaluate(files, opts);
     let mut catalog = Catalog::default();
     for d in runtime_diagnostics {
-        catalog.file_diagnostics.entry(d.file.clone()).or_default().push(d);
+        catalog
+            .file_diagnostics
+            .entry(d.file.clone())
+            .or_default()
+            .push(d);
     }
     for file in files {
         let mut diags = file.diagnostics.clone();
@@ -484,7 +499,11 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
             }
         }
         if !diags.is_empty() {
-            catalog.file_diagnostics.entry(file.path.clone()).or_default().extend(diags);
+            catalog
+                .file_diagnostics
+                .entry(file.path.clone())
+                .or_default()
+                .extend(diags);
         }
     }
 
@@ -498,7 +517,11 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
             if matches!(pd.body, Body::Invalid) && is_isvc(pd) {
                 let Some(k) = &pd.key else { continue };
                 if k.name.is_empty() {
-                    catalog.file_diagnostics.entry(file.path.clone()).or_default().extend(pd.diagnostics.iter().cloned());
+                    catalog
+                        .file_diagnostics
+                        .entry(file.path.clone())
+                        .or_default()
+                        .extend(pd.diagnostics.iter().cloned());
                     continue;
                 }
                 let key = ServiceKey {
@@ -532,8 +555,14 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
                 owner.file,
                 owner.position.map(|p| format!(":{}", p.line)).unwrap_or_default()
             );
-            let d = Diagnostic::error(message).at(loser.position).in_file(&loser.file);
-            catalog.file_diagnostics.entry(loser.file.clone()).or_default().push(d);
+            let d = Diagnostic::error(message)
+                .at(loser.position)
+                .in_file(&loser.file);
+            catalog
+                .file_diagnostics
+                .entry(loser.file.clone())
+                .or_default()
+                .push(d);
         }
         let entry = entry_for(&key, owner, previous_entry);
         catalog.services.insert(key, entry);
@@ -558,10 +587,16 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
 }
 
 fn is_isvc(pd: &ParsedDocument) -> bool {
-    pd.key.as_ref().is_some_and(|k| k.kind == "InferenceService")
+    pd.key
+        .as_ref()
+        .is_some_and(|k| k.kind == "InferenceService")
 }
 
-fn entry_for(key: &ServiceKey, current: Evaluated, previous: Option<&ServiceEntry>) -> ServiceEntry {
+fn entry_for(
+    key: &ServiceKey,
+    current: Evaluated,
+    previous: Option<&ServiceEntry>,
+) -> ServiceEntry {
     let same_file = previous.filter(|p| p.file == current.file);
     let (desired, stale) = match (&current.desired, same_file) {
         (Some(d), _) => (Some(d.clone()), false),

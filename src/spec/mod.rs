@@ -4,8 +4,8 @@
 //! values. Nothing reads a clock, the file system or the network.
 
 pub mod annotations;
-pub mod catalog;
 pub mod autoscaling;
+pub mod catalog;
 pub mod diagnostic;
 pub mod duration;
 pub mod normalize;

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
-use super::autoscaling::{self, knative_annotations_for, Autoscaling, AutoscalingDefaults, ScalingFields};
+use super::autoscaling::{
+    self, knative_annotations_for, Autoscaling, AutoscalingDefaults, ScalingFields,
+};
 use super::quantity::Quantity;
 use super::runtime::{self, ModelRequest, ServingRuntime};
 use super::types::{
@@ -238,27 +240,26 @@ fn normalize_endpoint(
     out
 }
 
-/// The name KServe gives the model-server container.
-fn main_container_name(isvc: &InferenceService) -> &'static str {
-    if isvc.api_version.starts_with("serving.kubeflow.org/") {
-        "kfserving-container"
-    } else {
-        "kserve-container"
-    }
-}
+/// The name KServe gives the model-server container (KFServing's `kfserving-container` is
+/// accepted as the same thing).
+const MAIN_CONTAINER: &str = runtime::KSERVE_CONTAINER;
 
 /// Splits custom containers into the model server and its sidecars (KServe v0.15: the one
 /// named `kserve-container`, else the first; renamed when it is alone or unnamed).
-fn split_custom(isvc: &InferenceService, containers: &[Container]) -> (Container, Vec<Container>) {
-    let wanted = main_container_name(isvc);
+fn split_custom(containers: &[Container]) -> (Container, Vec<Container>) {
     let index = containers
         .iter()
-        .position(|c| c.name.as_deref() == Some(wanted) || c.name.as_deref() == Some("kserve-container"))
+        .position(|c| {
+            matches!(
+                c.name.as_deref(),
+                Some(MAIN_CONTAINER | "kfserving-container")
+            )
+        })
         .unwrap_or(0);
     let mut sidecars = containers.to_vec();
     let mut main = sidecars.remove(index);
     if containers.len() == 1 || main.name.is_none() {
-        main.name = Some(wanted.to_string());
+        main.name = Some(MAIN_CONTAINER.to_string());
     }
     (main, sidecars)
 }
@@ -281,19 +282,26 @@ fn predictor(
                 protocol_version: model.protocol_version.clone(),
                 multi_node: false,
             };
-            let selection =
-                match runtime::select_runtime(&request, ctx.namespace, ctx.runtimes, runtime::builtin_runtimes()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        findings.push(Finding::error(field, e.to_string()));
-                        return None;
-                    }
-                };
+            let selection = match runtime::select_runtime(
+                &request,
+                ctx.namespace,
+                ctx.runtimes,
+                runtime::builtin_runtimes(),
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    findings.push(Finding::error(field, e.to_string()));
+                    return None;
+                }
+            };
             let gpu = requests_gpu(&model_container);
+            // Templates see the object as the API server stored it: with its namespace.
+            let mut meta = isvc.metadata.clone();
+            meta.namespace = Some(ctx.namespace.to_string());
             let built = match runtime::build_container(
                 &selection.runtime.spec,
                 &selection.name,
-                &isvc.metadata,
+                &meta,
                 &model_container,
                 model.runtime_version.as_deref(),
                 gpu,
@@ -318,10 +326,17 @@ fn predictor(
                 Some(selection.protocol_version.clone()),
             )
         } else {
-            let (main, sidecars) = split_custom(isvc, &common.containers);
+            let (main, sidecars) = split_custom(&common.containers);
             let storage = env_value(&main, "STORAGE_URI");
             let protocol = env_value(&main, "PROTOCOL");
-            ("custom".to_string(), main, sidecars, storage, None, protocol)
+            (
+                "custom".to_string(),
+                main,
+                sidecars,
+                storage,
+                None,
+                protocol,
+            )
         };
     component(
         isvc,
@@ -346,13 +361,23 @@ fn predictor(
 fn model_of(
     p: &super::types::PredictorSpec,
     layout: &Layout,
-) -> Option<(String, super::types::ModelSpec, Container, super::yaml::FieldPath)> {
+) -> Option<(
+    String,
+    super::types::ModelSpec,
+    Container,
+    super::yaml::FieldPath,
+)> {
     let base = layout.component(ComponentKind::Predictor);
     // Validation made sure no `kserve-container` sits beside them: other containers are
     // sidecars.
     if let Some(model) = &p.model {
         let container = model.container();
-        return Some(("model".into(), (**model).clone(), container, base.key("model")));
+        return Some((
+            "model".into(),
+            (**model).clone(),
+            container,
+            base.key("model"),
+        ));
     }
     let (name, ext) = p.frameworks().into_iter().next()?;
     let model = runtime::shorthand_model(name, ext);
@@ -366,9 +391,14 @@ fn transformer(
     ctx: &Context,
     findings: &mut Vec<Finding>,
 ) -> Option<DesiredComponent> {
-    let (mut main, sidecars) = split_first(isvc, &common.containers)?;
+    let (mut main, sidecars) = split_first(&common.containers)?;
     let name = isvc.metadata.name.clone().unwrap_or_default();
-    append_component_args(&mut main, &name, ctx.namespace, common.container_concurrency);
+    append_component_args(
+        &mut main,
+        &name,
+        ctx.namespace,
+        common.container_concurrency,
+    );
     let storage_uri = env_value(&main, "STORAGE_URI");
     let protocol = env_value(&main, "PROTOCOL");
     component(
@@ -390,13 +420,13 @@ fn transformer(
 }
 
 /// Transformers and custom explainers: the first container is the server, renamed.
-fn split_first(isvc: &InferenceService, containers: &[Container]) -> Option<(Container, Vec<Container>)> {
+fn split_first(containers: &[Container]) -> Option<(Container, Vec<Container>)> {
     let mut rest = containers.to_vec();
     if rest.is_empty() {
         return None;
     }
     let mut main = rest.remove(0);
-    main.name = Some(main_container_name(isvc).to_string());
+    main.name = Some(MAIN_CONTAINER.to_string());
     Some((main, rest))
 }
 
@@ -431,9 +461,12 @@ fn explainer(
     let name = isvc.metadata.name.clone().unwrap_or_default();
     let parts = if let Some(art) = &e.art {
         let mut main = art.container();
-        main.name = Some(main_container_name(isvc).to_string());
+        main.name = Some(MAIN_CONTAINER.to_string());
         if main.image.is_none() {
-            let version = art.runtime_version.as_deref().unwrap_or(runtime::KSERVE_VERSION);
+            let version = art
+                .runtime_version
+                .as_deref()
+                .unwrap_or(runtime::KSERVE_VERSION);
             main.image = Some(format!("kserve/art-explainer:{version}"));
         }
         let mut args = vec![
@@ -468,8 +501,13 @@ fn explainer(
             protocol: None,
         }
     } else {
-        let (mut main, sidecars) = split_first(isvc, &common.containers)?;
-        append_component_args(&mut main, &name, ctx.namespace, common.container_concurrency);
+        let (mut main, sidecars) = split_first(&common.containers)?;
+        append_component_args(
+            &mut main,
+            &name,
+            ctx.namespace,
+            common.container_concurrency,
+        );
         Parts {
             implementation: "custom".into(),
             storage_uri: env_value(&main, "STORAGE_URI"),
@@ -479,7 +517,15 @@ fn explainer(
             runtime: None,
         }
     };
-    component(isvc, ComponentKind::Explainer, &common, layout, ctx, parts, findings)
+    component(
+        isvc,
+        ComponentKind::Explainer,
+        &common,
+        layout,
+        ctx,
+        parts,
+        findings,
+    )
 }
 
 struct Parts {
@@ -507,7 +553,10 @@ fn component(
     let image = match main.image.clone().filter(|i| !i.is_empty()) {
         Some(image) => image,
         None => {
-            findings.push(Finding::error(container_path.key("image"), "Required value"));
+            findings.push(Finding::error(
+                container_path.key("image"),
+                "Required value",
+            ));
             String::new()
         }
     };
@@ -517,7 +566,11 @@ fn component(
         .first()
         .map(|p: &ContainerPort| ServingPort {
             container_port: p.container_port,
-            protocol: p.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "http1".into()),
+            protocol: p
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "http1".into()),
         })
         .unwrap_or(ServingPort {
             container_port: DEFAULT_PORT,
@@ -530,7 +583,10 @@ fn component(
 
     let template = RevisionTemplate {
         container: EffectiveContainer {
-            name: main.name.clone().unwrap_or_else(|| main_container_name(isvc).to_string()),
+            name: main
+                .name
+                .clone()
+                .unwrap_or_else(|| MAIN_CONTAINER.to_string()),
             image,
             command: main.command.clone(),
             args: main.args.clone(),
@@ -572,7 +628,11 @@ fn component(
         ctx.autoscaling,
     );
     let container_concurrency = common.container_concurrency.unwrap_or(0);
-    let autoscaling = autoscaling::resolve(ctx.autoscaling, &revision_annotations, container_concurrency);
+    let autoscaling = autoscaling::resolve(
+        ctx.autoscaling,
+        &revision_annotations,
+        container_concurrency,
+    );
     let scaling = Scaling {
         min_replicas: autoscaling.min_scale,
         max_replicas: autoscaling.max_scale,
@@ -713,7 +773,11 @@ fn placement(
             .entry(GPU_CLASS_LABEL.to_string())
             .or_insert_with(|| class.clone());
     }
-    if let Some(node) = common.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()) {
+    if let Some(node) = common
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+    {
         let affinity = base.key("affinity").key("nodeAffinity");
         if let Some(required) = &node.required_during_scheduling_ignored_during_execution {
             let path = affinity
@@ -738,7 +802,9 @@ fn placement(
             }
             check_term(&p.preference, &path.index(i).key("preference"), findings);
         }
-        out.preferred = node.preferred_during_scheduling_ignored_during_execution.clone();
+        out.preferred = node
+            .preferred_during_scheduling_ignored_during_execution
+            .clone();
     }
     out
 }

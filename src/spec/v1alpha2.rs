@@ -319,11 +319,17 @@ spec:
         assert_eq!(p.container_concurrency, Some(4));
         assert_eq!(p.min_replicas, Some(0));
         assert_eq!(p.canary_traffic_percent, Some(10));
-        assert_eq!(p.tensorflow.unwrap().storage_uri.as_deref(), Some("gs://a/1"));
+        assert_eq!(
+            p.tensorflow.unwrap().storage_uri.as_deref(),
+            Some("gs://a/1")
+        );
         let t = c.isvc.spec.transformer.unwrap();
         assert_eq!(t.containers[0].image.as_deref(), Some("t:1"));
         let canary = c.canary.unwrap().predictor.unwrap();
-        assert_eq!(canary.tensorflow.unwrap().storage_uri.as_deref(), Some("gs://a/2"));
+        assert_eq!(
+            canary.tensorflow.unwrap().storage_uri.as_deref(),
+            Some("gs://a/2")
+        );
     }
 
     #[test]

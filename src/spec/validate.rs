@@ -58,7 +58,9 @@ impl Finding {
 }
 
 /// The components of a service, in KServe's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentKind {
     Predictor,
@@ -252,7 +254,9 @@ pub fn validate(
             if let Some(model) = &p.model {
                 check_storage_uri(
                     model.storage_uri.as_deref(),
-                    layout.field(ComponentKind::Predictor, "model").key("storageUri"),
+                    layout
+                        .field(ComponentKind::Predictor, "model")
+                        .key("storageUri"),
                     &mut out,
                 );
             }
@@ -294,7 +298,9 @@ pub fn validate(
         if let Some(art) = &e.art {
             check_storage_uri(
                 art.storage_uri.as_deref(),
-                layout.field(ComponentKind::Explainer, "art").key("storageUri"),
+                layout
+                    .field(ComponentKind::Explainer, "art")
+                    .key("storageUri"),
                 &mut out,
             );
         }
@@ -420,8 +426,7 @@ fn check_component(
                     }
                 }
             }
-            if ["PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"].contains(&env.name.as_str())
-            {
+            if ["PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"].contains(&env.name.as_str()) {
                 out.push(Finding::error(
                     env_path.key("name"),
                     format!("\"{}\" is a reserved environment variable", env.name),
@@ -508,7 +513,10 @@ fn check_component(
             .iter()
             .any(|k| c.annotations.contains_key(k) || isvc.metadata.annotations.contains_key(k));
         if user_written || kserve_errors.is_empty() {
-            out.push(Finding::error(path, err.knative_text("metadata.annotations.")));
+            out.push(Finding::error(
+                path,
+                err.knative_text("metadata.annotations."),
+            ));
         }
     }
 

@@ -23,7 +23,10 @@ pub fn rendered(c: &Catalog) -> Vec<String> {
     c.all_diagnostics()
         .iter()
         .map(|d| {
-            let at = d.position.map(|p| format!("{}:{}: ", p.line, p.column)).unwrap_or_default();
+            let at = d
+                .position
+                .map(|p| format!("{}:{}: ", p.line, p.column))
+                .unwrap_or_default();
             format!("{at}{}: {}", d.severity, d.text())
         })
         .collect()
@@ -31,7 +34,9 @@ pub fn rendered(c: &Catalog) -> Vec<String> {
 
 /// An InferenceService with the given predictor body (indented under `predictor:`).
 pub fn isvc_with(annotations: &str, predictor: &str) -> String {
-    let mut text = String::from("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: m\n");
+    let mut text = String::from(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: m\n",
+    );
     if !annotations.is_empty() {
         text.push_str("  annotations:\n");
         for line in annotations.lines() {
