@@ -102,8 +102,8 @@ fn ignored_fields_are_listed() {
     assert_eq!(
         rendered(&load(&[("m.yaml", &text)])),
         [
-            "7:5: warning: spec.predictor.tolerations: ignored: this field has no meaning on a single machine",
-            "8:5: warning: spec.predictor.nodeName: ignored: this field has no meaning on a single machine",
+            "7:5: warning: spec.predictor.tolerations: ignored: has no meaning on a single machine",
+            "8:5: warning: spec.predictor.nodeName: ignored: has no meaning on a single machine",
         ]
     );
 }

@@ -282,3 +282,21 @@ async fn the_folder_deleted_and_recreated() {
         .await;
     d.stop().await;
 }
+
+#[test]
+fn files_over_the_size_limit_are_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("{}# {}\n", isvc("big", "img:1"), "x".repeat(4096));
+    std::fs::write(dir.path().join("big.yaml"), big).unwrap();
+    std::fs::write(dir.path().join("small.yaml"), isvc("small", "img:1")).unwrap();
+    let catalog = gantry::watch::load_once(dir.path(), 2048, &LoadOptions::default()).unwrap();
+    assert!(catalog.services.keys().any(|k| k.name == "small"));
+    assert!(!catalog.services.keys().any(|k| k.name == "big"));
+    let errors = catalog.all_diagnostics();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].file.ends_with("big.yaml"));
+    assert_eq!(
+        errors[0].message,
+        "the file is larger than 2048 bytes (max-file-bytes); it was not read"
+    );
+}

@@ -506,44 +506,49 @@ macro_rules! with_component_fields {
                     host_network: self.host_network.unwrap_or(false),
                     host_ipc: self.host_ipc.unwrap_or(false),
                     host_pid: self.host_pid.unwrap_or(false),
-                    ignored: [
-                        ("tolerations", self.tolerations.is_some()),
-                        ("nodeName", self.node_name.is_some()),
-                        ("schedulerName", self.scheduler_name.is_some()),
-                        ("priorityClassName", self.priority_class_name.is_some()),
-                        ("priority", self.priority.is_some()),
-                        ("topologySpreadConstraints", self.topology_spread_constraints.is_some()),
-                        ("dnsPolicy", self.dns_policy.is_some()),
-                        ("dnsConfig", self.dns_config.is_some()),
-                        ("hostAliases", self.host_aliases.is_some()),
-                        ("hostname", self.hostname.is_some()),
-                        ("subdomain", self.subdomain.is_some()),
-                        ("imagePullSecrets", self.image_pull_secrets.is_some()),
-                        ("automountServiceAccountToken", self.automount_service_account_token.is_some()),
-                        ("readinessGates", self.readiness_gates.is_some()),
-                        ("runtimeClassName", self.runtime_class_name.is_some()),
-                        ("enableServiceLinks", self.enable_service_links.is_some()),
-                        ("preemptionPolicy", self.preemption_policy.is_some()),
-                        ("overhead", self.overhead.is_some()),
-                        ("restartPolicy", self.restart_policy.is_some()),
-                        ("activeDeadlineSeconds", self.active_deadline_seconds.is_some()),
-                        ("shareProcessNamespace", self.share_process_namespace.is_some()),
-                        ("setHostnameAsFQDN", self.set_hostname_as_fqdn.is_some()),
-                        ("os", self.os.is_some()),
-                        ("hostUsers", self.host_users.is_some()),
-                        ("schedulingGates", self.scheduling_gates.is_some()),
-                        ("resourceClaims", self.resource_claims.is_some()),
-                        ("resources", self.resources.is_some()),
-                        ("ephemeralContainers", self.ephemeral_containers.is_some()),
-                        ("securityContext", self.security_context.is_some()),
-                        ("scaleMetricType", self.scale_metric_type.is_some()),
-                        ("autoScaling", self.auto_scaling.is_some()),
-                        ("batcher", self.batcher.is_some()),
-                    ]
-                    .into_iter()
-                    .filter(|(_, set)| *set)
-                    .map(|(name, _)| name)
-                    .collect(),
+                    ignored: {
+                        const ONE_MACHINE: &str = "has no meaning on a single machine";
+                        [
+                            ("tolerations", self.tolerations.is_some(), ONE_MACHINE),
+                            ("nodeName", self.node_name.is_some(), ONE_MACHINE),
+                            ("schedulerName", self.scheduler_name.is_some(), ONE_MACHINE),
+                            ("priorityClassName", self.priority_class_name.is_some(), ONE_MACHINE),
+                            ("priority", self.priority.is_some(), ONE_MACHINE),
+                            ("topologySpreadConstraints", self.topology_spread_constraints.is_some(), ONE_MACHINE),
+                            ("dnsPolicy", self.dns_policy.is_some(), ONE_MACHINE),
+                            ("dnsConfig", self.dns_config.is_some(), ONE_MACHINE),
+                            ("hostAliases", self.host_aliases.is_some(), ONE_MACHINE),
+                            ("hostname", self.hostname.is_some(), ONE_MACHINE),
+                            ("subdomain", self.subdomain.is_some(), ONE_MACHINE),
+                            ("automountServiceAccountToken", self.automount_service_account_token.is_some(), ONE_MACHINE),
+                            ("readinessGates", self.readiness_gates.is_some(), ONE_MACHINE),
+                            ("runtimeClassName", self.runtime_class_name.is_some(), ONE_MACHINE),
+                            ("enableServiceLinks", self.enable_service_links.is_some(), ONE_MACHINE),
+                            ("preemptionPolicy", self.preemption_policy.is_some(), ONE_MACHINE),
+                            ("overhead", self.overhead.is_some(), ONE_MACHINE),
+                            ("restartPolicy", self.restart_policy.is_some(), ONE_MACHINE),
+                            ("activeDeadlineSeconds", self.active_deadline_seconds.is_some(), ONE_MACHINE),
+                            ("shareProcessNamespace", self.share_process_namespace.is_some(), ONE_MACHINE),
+                            ("setHostnameAsFQDN", self.set_hostname_as_fqdn.is_some(), ONE_MACHINE),
+                            ("os", self.os.is_some(), ONE_MACHINE),
+                            ("hostUsers", self.host_users.is_some(), ONE_MACHINE),
+                            ("schedulingGates", self.scheduling_gates.is_some(), ONE_MACHINE),
+                            ("resourceClaims", self.resource_claims.is_some(), ONE_MACHINE),
+                            ("resources", self.resources.is_some(), "pod-level resources are not used: set them on the container"),
+                            ("ephemeralContainers", self.ephemeral_containers.is_some(), ONE_MACHINE),
+                            ("securityContext", self.security_context.is_some(), "the pod-level security context is not applied yet: set it on the container"),
+                            ("imagePullSecrets", self.image_pull_secrets.is_some(), "images are pulled with the Docker engine's own credentials"),
+                            ("serviceAccountName", self.service_account_name.is_some() || self.service_account.is_some(), "service accounts give storage credentials, which gantry does not read yet"),
+                            ("scaleMetricType", self.scale_metric_type.is_some(), "only used by HPA and KEDA; gantry scales with Knative's KPA"),
+                            ("autoScaling", self.auto_scaling.is_some(), "only used by HPA and KEDA; gantry scales with Knative's KPA"),
+                            ("logger", self.logger.is_some(), "gantry does not inject KServe's request logger yet"),
+                            ("batcher", self.batcher.is_some(), "gantry does not inject KServe's batcher yet"),
+                        ]
+                        .into_iter()
+                        .filter(|(_, set, _)| *set)
+                        .map(|(name, _, why)| (name, why))
+                        .collect()
+                    },
                 }
             }
         }
@@ -576,8 +581,8 @@ pub struct ComponentCommon {
     pub host_network: bool,
     pub host_ipc: bool,
     pub host_pid: bool,
-    /// Pod-level fields that are set but mean nothing on one machine (reported, not used).
-    pub ignored: Vec<&'static str>,
+    /// Fields that are set but not used, each with the reason (reported as warnings).
+    pub ignored: Vec<(&'static str, &'static str)>,
 }
 
 with_container_fields! {

@@ -520,11 +520,8 @@ fn check_component(
         }
     }
 
-    for name in &c.ignored {
-        out.push(Finding::warning(
-            field(name),
-            "ignored: this field has no meaning on a single machine",
-        ));
+    for (name, why) in &c.ignored {
+        out.push(Finding::warning(field(name), format!("ignored: {why}")));
     }
 }
 
