@@ -127,15 +127,33 @@ fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {
     }
 }
 
-async fn list_all(State(state): State<Arc<ApiState>>) -> Json<ServiceList> {
-    Json(list(&state, None))
+/// JSON without the `null`s of unset optional Kubernetes fields, as `kubectl get -o json`
+/// shows objects.
+fn compact<T: Serialize>(value: &T) -> Json<serde_json::Value> {
+    fn prune(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, v| !v.is_null());
+                map.values_mut().for_each(prune);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(prune),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    prune(&mut json);
+    Json(json)
+}
+
+async fn list_all(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    compact(&list(&state, None))
 }
 
 async fn list_namespace(
     State(state): State<Arc<ApiState>>,
     Path(namespace): Path<String>,
-) -> Json<ServiceList> {
-    Json(list(&state, Some(&namespace)))
+) -> Json<serde_json::Value> {
+    compact(&list(&state, Some(&namespace)))
 }
 
 async fn get_one(
@@ -149,7 +167,7 @@ async fn get_one(
         .values()
         .find(|e| e.namespace == namespace && e.name == name)
     {
-        Some(e) => Json(view(e, &state.domain)).into_response(),
+        Some(e) => compact(&view(e, &state.domain)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(ApiError {

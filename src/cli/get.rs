@@ -206,11 +206,11 @@ pub fn describe(v: &ServiceView) -> String {
             );
             let _ = writeln!(
                 out,
-                "  Resources:        cpu {}m/{}m, memory {}/{} bytes, gpus {}",
+                "  Resources:        cpu {}m/{}m, memory {}/{}, gpus {}  (request/limit)",
                 r.cpu_request_millis,
                 r.cpu_limit_millis,
-                r.memory_request_bytes,
-                r.memory_limit_bytes,
+                quantity(&r.requests, "memory"),
+                quantity(&r.limits, "memory"),
                 r.gpus
             );
             if let Some(uri) = &t.storage_uri {
@@ -260,6 +260,13 @@ pub fn describe(v: &ServiceView) -> String {
         }
     }
     out
+}
+
+fn quantity(
+    m: &std::collections::BTreeMap<String, crate::spec::quantity::Quantity>,
+    key: &str,
+) -> String {
+    m.get(key).map_or_else(|| "-".into(), |q| q.to_string())
 }
 
 fn capitalise(s: &str) -> String {
