@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
-use super::autoscaling::{
-    self, knative_annotations_for, Autoscaling, AutoscalingDefaults, ScalingFields,
-};
+use super::autoscaling::{self, Autoscaling, AutoscalingDefaults};
 use super::quantity::Quantity;
 use super::runtime::{self, ModelRequest, ServingRuntime};
 use super::types::{
@@ -20,7 +18,7 @@ use super::types::{
     InferenceServiceSpec, NodeSelectorTerm, PreferredSchedulingTerm, Probe, SecurityContext,
     StringMap, VolumeMount,
 };
-use super::validate::{ComponentKind, Finding, Layout, GKE_ACCELERATOR};
+use super::validate::{revision_annotations, ComponentKind, Finding, Layout, GKE_ACCELERATOR};
 
 /// Knative's `revision-timeout-seconds` default.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 300;
@@ -614,19 +612,7 @@ fn component(
         host_pid: common.host_pid,
     };
 
-    let mut annotations = isvc.metadata.annotations.clone();
-    annotations.extend(common.annotations.clone());
-    let revision_annotations = knative_annotations_for(
-        &annotations,
-        &ScalingFields {
-            min_replicas: common.min_replicas,
-            max_replicas: common.max_replicas,
-            scale_target: common.scale_target,
-            scale_metric: common.scale_metric.clone(),
-            container_concurrency: common.container_concurrency,
-        },
-        ctx.autoscaling,
-    );
+    let revision_annotations = revision_annotations(isvc, common, ctx.autoscaling);
     let container_concurrency = common.container_concurrency.unwrap_or(0);
     let autoscaling = autoscaling::resolve(
         ctx.autoscaling,

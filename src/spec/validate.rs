@@ -477,19 +477,7 @@ fn check_component(
     }
 
     // Knative's annotation validation runs on the revision annotations KServe writes.
-    let mut merged: BTreeMap<String, String> = isvc.metadata.annotations.clone();
-    merged.extend(c.annotations.clone());
-    let revision = knative_annotations_for(
-        &merged,
-        &ScalingFields {
-            min_replicas: c.min_replicas,
-            max_replicas: c.max_replicas,
-            scale_target: c.scale_target,
-            scale_metric: c.scale_metric.clone(),
-            container_concurrency: c.container_concurrency,
-        },
-        defaults,
-    );
+    let revision = revision_annotations(isvc, c, defaults);
     // KServe's webhook rejects its own field errors before Knative would see them.
     let kserve_errors: Vec<FieldPath> = out.iter().map(|f| f.path.clone()).collect();
     for err in annotations::validate_autoscaling_annotations(&revision, defaults) {
@@ -523,6 +511,28 @@ fn check_component(
     for (name, why) in &c.ignored {
         out.push(Finding::warning(field(name), format!("ignored: {why}")));
     }
+}
+
+/// The annotations KServe writes on a component's Knative revision: the InferenceService's,
+/// the component's over them, then the component's scaling fields (knative-autoscaler.md §10).
+pub fn revision_annotations(
+    isvc: &InferenceService,
+    c: &ComponentCommon,
+    defaults: &AutoscalingDefaults,
+) -> BTreeMap<String, String> {
+    let mut merged = isvc.metadata.annotations.clone();
+    merged.extend(c.annotations.clone());
+    knative_annotations_for(
+        &merged,
+        &ScalingFields {
+            min_replicas: c.min_replicas,
+            max_replicas: c.max_replicas,
+            scale_target: c.scale_target,
+            scale_metric: c.scale_metric.clone(),
+            container_concurrency: c.container_concurrency,
+        },
+        defaults,
+    )
 }
 
 /// KServe's storage URI check (done by its controller, so the service would be accepted
