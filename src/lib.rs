@@ -15,5 +15,6 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod runtime;
 pub mod spec;
 pub mod watch;
