@@ -15,6 +15,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod reconcile;
 pub mod runtime;
 pub mod spec;
+pub mod store;
 pub mod watch;

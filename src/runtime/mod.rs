@@ -25,6 +25,10 @@ pub mod labels {
     pub const REPLICA: &str = "gantry.dev/replica";
     /// The revision key (`DesiredComponent::revision_key`): what the container runs.
     pub const SPEC_HASH: &str = "gantry.dev/spec-hash";
+    /// The replica's probes (JSON), so that an adopted container is probed as it was created.
+    pub const PROBES: &str = "gantry.dev/probes";
+    /// Seconds between SIGTERM and SIGKILL when gantry stops it.
+    pub const STOP_TIMEOUT: &str = "gantry.dev/stop-timeout";
     /// KServe's own pod labels, for users' tooling.
     pub const KSERVE_ISVC: &str = "serving.kserve.io/inferenceservice";
     pub const KNATIVE_REVISION: &str = "serving.knative.dev/revision";

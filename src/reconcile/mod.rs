@@ -1,0 +1,7 @@
+//! The reconciler: one level-triggered loop. Folder changes, container events, probe results
+//! and timers only wake it; each pass compares the whole desired state with the whole observed
+//! state ([`plan::plan`], pure) and carries out the actions ([`executor`]). On start it adopts
+//! every healthy container that still matches a desired revision, without restarting it.
+
+pub mod plan;
+pub mod probe;

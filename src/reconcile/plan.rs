@@ -1,0 +1,707 @@
+//! The reconciler's decisions, pure: revisions from the desired state and the history, and
+//! `plan(desired, observed, now) -> actions`. Time is an argument; nothing here touches Docker.
+//!
+//! Rollout is what KServe does without canary: the latest revision's replicas start; once all
+//! of them are ready it takes the traffic and the older revisions' replicas are stopped. A
+//! latest revision that never becomes ready leaves the older one serving.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::ContainerState;
+use crate::spec::normalize::DesiredComponent;
+use crate::store::RevisionRecord;
+
+/// Kubernetes' CrashLoopBackOff: 10 s, doubling, capped at 5 min, reset after 10 min of good
+/// running.
+pub const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+
+/// The delay before restart number `restarts + 1` (restarts counts those already made).
+pub fn backoff(restarts: u32) -> Duration {
+    let factor = 1u64 << restarts.min(16);
+    BACKOFF_INITIAL
+        .saturating_mul(factor as u32)
+        .min(BACKOFF_MAX)
+}
+
+/// `(namespace, service, component)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ComponentId {
+    pub namespace: String,
+    pub service: String,
+    pub component: String,
+}
+
+impl ComponentId {
+    pub fn of(record: &RevisionRecord) -> ComponentId {
+        ComponentId {
+            namespace: record.namespace.clone(),
+            service: record.service.clone(),
+            component: record.component.clone(),
+        }
+    }
+}
+
+/// One component as the desired state has it now.
+#[derive(Debug, Clone)]
+pub struct DesiredEntry {
+    pub id: ComponentId,
+    pub component: DesiredComponent,
+    pub source_dir: String,
+}
+
+/// The revisions to add so that every desired component's latest revision runs what it
+/// should: a new one when the component is new or what it runs changed (Knative makes a new
+/// revision on every template change, even back to an older spec).
+pub fn new_revisions(
+    history: &[RevisionRecord],
+    desired: &[DesiredEntry],
+    now_unix: i64,
+) -> Vec<RevisionRecord> {
+    let mut latest: BTreeMap<ComponentId, &RevisionRecord> = BTreeMap::new();
+    for r in history {
+        let id = ComponentId::of(r);
+        if latest.get(&id).is_none_or(|l| l.number < r.number) {
+            latest.insert(id, r);
+        }
+    }
+    desired
+        .iter()
+        .filter_map(|d| {
+            let previous = latest.get(&d.id);
+            if previous.is_some_and(|p| p.key == d.component.revision_key) {
+                return None;
+            }
+            let number = previous.map_or(1, |p| p.number + 1);
+            Some(RevisionRecord {
+                namespace: d.id.namespace.clone(),
+                service: d.id.service.clone(),
+                component: d.id.component.clone(),
+                number,
+                name: RevisionRecord::name_for(&d.id.service, &d.id.component, number),
+                key: d.component.revision_key.clone(),
+                created_unix: now_unix,
+                source_dir: d.source_dir.clone(),
+                component_spec: d.component.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A replica container as observed (engine state plus gantry's own supervision).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedReplica {
+    pub container_id: String,
+    pub component: ComponentId,
+    pub revision: String,
+    pub replica: u32,
+    pub spec_hash: String,
+    pub state: ContainerState,
+    /// Passed its readiness probe since it last started.
+    pub ready: bool,
+    /// The liveness probe says it must be restarted.
+    pub unhealthy: bool,
+    /// Restarts made by gantry so far.
+    pub restarts: u32,
+    /// When it last stopped running (daemon clock), for the backoff.
+    pub exited_at: Option<Duration>,
+    /// When it last started (daemon clock), to reset the backoff after good running.
+    pub started_at: Option<Duration>,
+}
+
+/// A revision's replica that could not be created (image missing, refused spec, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateFailure {
+    pub attempts: u32,
+    pub at: Duration,
+    pub reason: String,
+}
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub replicas: Vec<ObservedReplica>,
+    /// `(revision, replica)` being created right now.
+    pub creating: BTreeSet<(String, u32)>,
+    /// Containers being stopped right now.
+    pub stopping: BTreeSet<String>,
+    /// Last creation failure per `(revision, replica)`.
+    pub failures: BTreeMap<(String, u32), CreateFailure>,
+}
+
+/// What the executor must do.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Create and start replica `replica` of `revision`.
+    Create { revision: String, replica: u32 },
+    /// Start a stopped (crashed) container again, after its backoff.
+    Restart { container_id: String },
+    /// Stop gracefully, then remove.
+    Retire {
+        container_id: String,
+        reason: String,
+    },
+}
+
+/// The plan for one moment, and when to look again even if nothing happens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// The earliest time a backoff ends.
+    pub wake_at: Option<Duration>,
+}
+
+/// How many replicas a component runs while the replica count is fixed: `minReplicas`, or
+/// the initial scale when that is larger (Knative starts a revision at its initial scale).
+pub fn fixed_replicas(c: &DesiredComponent) -> u32 {
+    let a = &c.scaling.autoscaling;
+    (a.min_scale.max(a.initial_scale).max(0)) as u32
+}
+
+/// Decides what to do. `revisions` holds every revision of the desired components (latest
+/// last per component); `desired` the components that should exist now.
+pub fn plan(
+    revisions: &[RevisionRecord],
+    desired: &[DesiredEntry],
+    observed: &Observed,
+    now: Duration,
+) -> Plan {
+    let mut out = Plan::default();
+    let wake = |t: Duration, out: &mut Plan| {
+        out.wake_at = Some(out.wake_at.map_or(t, |w| w.min(t)));
+    };
+    let desired_ids: BTreeMap<&ComponentId, &DesiredEntry> =
+        desired.iter().map(|d| (&d.id, d)).collect();
+    let mut latest: BTreeMap<&ComponentId, &RevisionRecord> = BTreeMap::new();
+    let mut known: BTreeMap<&str, &RevisionRecord> = BTreeMap::new();
+    for r in revisions {
+        known.insert(&r.name, r);
+    }
+    for r in revisions {
+        let id = desired_ids.keys().find(|id| ***id == ComponentId::of(r));
+        if let Some(id) = id {
+            if latest.get(*id).is_none_or(|l| l.number < r.number) {
+                latest.insert(*id, r);
+            }
+        }
+    }
+
+    for (id, entry) in &desired_ids {
+        let Some(target) = latest.get(id) else {
+            continue;
+        };
+        let want = fixed_replicas(&entry.component);
+        let mine: Vec<&ObservedReplica> = observed
+            .replicas
+            .iter()
+            .filter(|r| r.revision == target.name && !observed.stopping.contains(&r.container_id))
+            .collect();
+        for index in 0..want {
+            let exists = mine.iter().any(|r| r.replica == index)
+                || observed.creating.contains(&(target.name.clone(), index));
+            if exists {
+                continue;
+            }
+            match observed.failures.get(&(target.name.clone(), index)) {
+                Some(f) => {
+                    let retry_at = f.at + backoff(f.attempts.saturating_sub(1));
+                    if now >= retry_at {
+                        out.actions.push(Action::Create {
+                            revision: target.name.clone(),
+                            replica: index,
+                        });
+                    } else {
+                        wake(retry_at, &mut out);
+                    }
+                }
+                None => out.actions.push(Action::Create {
+                    revision: target.name.clone(),
+                    replica: index,
+                }),
+            }
+        }
+        let target_ready = mine.iter().filter(|r| r.ready && r.replica < want).count() as u32;
+        let rolled_out = target_ready >= want;
+
+        for r in observed.replicas.iter().filter(|r| {
+            ComponentId::eq(&r.component, id) && !observed.stopping.contains(&r.container_id)
+        }) {
+            let is_target = r.revision == target.name;
+            if is_target && r.replica >= want {
+                out.actions.push(Action::Retire {
+                    container_id: r.container_id.clone(),
+                    reason: format!("scaled to {want} replicas"),
+                });
+                continue;
+            }
+            if !is_target && (rolled_out || !known.contains_key(r.revision.as_str())) {
+                out.actions.push(Action::Retire {
+                    container_id: r.container_id.clone(),
+                    reason: format!("replaced by revision {}", target.name),
+                });
+                continue;
+            }
+            // Crashed, or told to restart by its liveness probe: restart after the backoff.
+            if matches!(
+                r.state,
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Created
+            ) {
+                let since = r.exited_at.unwrap_or(now);
+                let restart_at = since + backoff(r.restarts);
+                if now >= restart_at {
+                    out.actions.push(Action::Restart {
+                        container_id: r.container_id.clone(),
+                    });
+                } else {
+                    wake(restart_at, &mut out);
+                }
+            }
+        }
+    }
+
+    // Containers of services or components no longer desired.
+    for r in &observed.replicas {
+        if observed.stopping.contains(&r.container_id) || desired_ids.contains_key(&r.component) {
+            continue;
+        }
+        out.actions.push(Action::Retire {
+            container_id: r.container_id.clone(),
+            reason: "its InferenceService is no longer in the folder".into(),
+        });
+    }
+    out.actions.sort();
+    out.actions.dedup();
+    out
+}
+
+/// What a component looks like to a user: KServe's status fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub component: String,
+    pub latest_created_revision: Option<String>,
+    pub latest_ready_revision: Option<String>,
+    /// 100 % to the latest ready revision (until canary rollouts).
+    pub traffic: Vec<TrafficTarget>,
+    pub ready: bool,
+    /// Why it is not ready, when it is not.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficTarget {
+    pub revision_name: String,
+    pub percent: u32,
+    pub latest_revision: bool,
+}
+
+/// The status of one component from its revisions and replicas. A revision is ready when all
+/// its wanted replicas are.
+pub fn component_status(
+    id: &ComponentId,
+    entry: &DesiredEntry,
+    revisions: &[RevisionRecord],
+    observed: &Observed,
+) -> ComponentStatus {
+    let mut mine: Vec<&RevisionRecord> = revisions
+        .iter()
+        .filter(|r| ComponentId::of(r) == *id)
+        .collect();
+    mine.sort_by_key(|r| r.number);
+    let want = fixed_replicas(&entry.component);
+    let ready_count = |rev: &str| {
+        observed
+            .replicas
+            .iter()
+            .filter(|r| r.revision == rev && r.ready)
+            .count() as u32
+    };
+    let latest = mine.last().map(|r| r.name.clone());
+    let latest_ready = mine
+        .iter()
+        .rev()
+        .find(|r| {
+            ready_count(&r.name) >= want.max(1) || (want == 0 && Some(&r.name) == latest.as_ref())
+        })
+        .map(|r| r.name.clone());
+    let traffic = latest_ready
+        .iter()
+        .map(|name| TrafficTarget {
+            revision_name: name.clone(),
+            percent: 100,
+            latest_revision: Some(name) == latest.as_ref(),
+        })
+        .collect();
+    let ready = latest_ready.is_some() && latest_ready == latest;
+    let (reason, message) = if ready {
+        (None, None)
+    } else {
+        not_ready_reason(latest.as_deref(), latest_ready.as_deref(), observed)
+    };
+    ComponentStatus {
+        component: id.component.clone(),
+        latest_created_revision: latest,
+        latest_ready_revision: latest_ready,
+        traffic,
+        ready,
+        reason,
+        message,
+    }
+}
+
+fn not_ready_reason(
+    latest: Option<&str>,
+    latest_ready: Option<&str>,
+    observed: &Observed,
+) -> (Option<String>, Option<String>) {
+    let Some(latest) = latest else {
+        return (
+            Some("RevisionMissing".into()),
+            Some("no revision yet".into()),
+        );
+    };
+    let serving = latest_ready
+        .map(|r| format!("; revision {r} keeps serving"))
+        .unwrap_or_default();
+    if let Some(f) = observed
+        .failures
+        .iter()
+        .find(|((rev, _), _)| rev == latest)
+        .map(|(_, f)| f)
+    {
+        return (
+            Some("RevisionFailed".into()),
+            Some(format!("revision {latest} failed: {}{serving}", f.reason)),
+        );
+    }
+    if let Some(r) = observed
+        .replicas
+        .iter()
+        .find(|r| r.revision == latest && r.restarts > 0 && r.state != ContainerState::Running)
+    {
+        return (
+            Some("CrashLoopBackOff".into()),
+            Some(format!(
+                "revision {latest} replica {} keeps exiting (restarted {} times){serving}",
+                r.replica, r.restarts
+            )),
+        );
+    }
+    (
+        Some("RevisionNotReady".into()),
+        Some(format!(
+            "waiting for revision {latest} to become ready{serving}"
+        )),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::catalog::{next_catalog, parse_file, Catalog, LoadOptions};
+    use std::sync::Arc;
+
+    fn component(image: &str, min: i32) -> DesiredComponent {
+        let text = format!(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {{name: iris}}\nspec:\n  predictor:\n    minReplicas: {min}\n    containers:\n    - {{name: kserve-container, image: '{image}'}}\n"
+        );
+        let opts = LoadOptions::default();
+        let c = next_catalog(
+            &Catalog::default(),
+            &[Arc::new(parse_file("iris.yaml", &text, &opts))],
+            &opts,
+        );
+        c.services
+            .values()
+            .next()
+            .unwrap()
+            .desired
+            .as_ref()
+            .unwrap()
+            .components[0]
+            .clone()
+    }
+
+    fn id() -> ComponentId {
+        ComponentId {
+            namespace: "default".into(),
+            service: "iris".into(),
+            component: "predictor".into(),
+        }
+    }
+
+    fn entry(image: &str, min: i32) -> DesiredEntry {
+        DesiredEntry {
+            id: id(),
+            component: component(image, min),
+            source_dir: ".".into(),
+        }
+    }
+
+    fn replica(revision: &str, index: u32, state: ContainerState, ready: bool) -> ObservedReplica {
+        ObservedReplica {
+            container_id: format!("{revision}-{index}"),
+            component: id(),
+            revision: revision.into(),
+            replica: index,
+            spec_hash: String::new(),
+            state,
+            ready,
+            unhealthy: false,
+            restarts: 0,
+            exited_at: None,
+            started_at: None,
+        }
+    }
+
+    const T0: Duration = Duration::from_secs(100);
+
+    fn create(rev: &str, replica: u32) -> Action {
+        Action::Create {
+            revision: rev.into(),
+            replica,
+        }
+    }
+
+    fn retire(id: &str, reason: &str) -> Action {
+        Action::Retire {
+            container_id: id.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_ten_seconds_to_five_minutes() {
+        let secs: Vec<u64> = (0..7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn revisions_are_numbered_and_made_only_when_what_runs_changes() {
+        let first = new_revisions(&[], &[entry("img:1", 2)], 1000);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].name, "iris-predictor-00001");
+        // Replica bounds change: same revision.
+        assert!(new_revisions(&first, &[entry("img:1", 3)], 2000).is_empty());
+        let second = new_revisions(&first, &[entry("img:2", 2)], 2000);
+        assert_eq!(second[0].name, "iris-predictor-00002");
+        // Back to the first spec: still a new revision, as Knative does.
+        let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+        assert_eq!(new_revisions(&all, &[entry("img:1", 2)], 3000)[0].number, 3);
+    }
+
+    #[test]
+    fn rollout_keeps_the_old_revision_until_the_new_one_is_ready() {
+        let desired = [entry("img:2", 1)];
+        let mut revisions = new_revisions(&[], &[entry("img:1", 1)], 1);
+        revisions.extend(new_revisions(&revisions, &desired, 2));
+        let old = "iris-predictor-00001";
+        let new = "iris-predictor-00002";
+        // (observed replicas, expected actions)
+        let rows: Vec<(Vec<ObservedReplica>, Vec<Action>)> = vec![
+            (
+                vec![replica(old, 0, ContainerState::Running, true)],
+                vec![create(new, 0)],
+            ),
+            (
+                vec![
+                    replica(old, 0, ContainerState::Running, true),
+                    replica(new, 0, ContainerState::Running, false),
+                ],
+                vec![],
+            ),
+            (
+                vec![
+                    replica(old, 0, ContainerState::Running, true),
+                    replica(new, 0, ContainerState::Running, true),
+                ],
+                vec![retire(
+                    "iris-predictor-00001-0",
+                    "replaced by revision iris-predictor-00002",
+                )],
+            ),
+        ];
+        for (replicas, expected) in rows {
+            let observed = Observed {
+                replicas: replicas.clone(),
+                ..Default::default()
+            };
+            assert_eq!(
+                plan(&revisions, &desired, &observed, T0).actions,
+                expected,
+                "{replicas:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn crashed_replicas_restart_after_their_backoff() {
+        let desired = [entry("img:1", 1)];
+        let revisions = new_revisions(&[], &desired, 1);
+        let rev = "iris-predictor-00001";
+        let mut crashed = replica(rev, 0, ContainerState::Exited, false);
+        crashed.exited_at = Some(T0);
+        crashed.restarts = 2;
+        let observed = Observed {
+            replicas: vec![crashed],
+            ..Default::default()
+        };
+        let early = plan(
+            &revisions,
+            &desired,
+            &observed,
+            T0 + Duration::from_secs(39),
+        );
+        assert!(early.actions.is_empty());
+        assert_eq!(early.wake_at, Some(T0 + Duration::from_secs(40)));
+        let due = plan(
+            &revisions,
+            &desired,
+            &observed,
+            T0 + Duration::from_secs(40),
+        );
+        assert_eq!(
+            due.actions,
+            [Action::Restart {
+                container_id: format!("{rev}-0")
+            }]
+        );
+    }
+
+    #[test]
+    fn failed_creations_retry_with_backoff() {
+        let desired = [entry("img:1", 1)];
+        let revisions = new_revisions(&[], &desired, 1);
+        let rev = "iris-predictor-00001".to_string();
+        let mut observed = Observed::default();
+        observed.failures.insert(
+            (rev.clone(), 0),
+            CreateFailure {
+                attempts: 2,
+                at: T0,
+                reason: "image not found".into(),
+            },
+        );
+        assert_eq!(
+            plan(
+                &revisions,
+                &desired,
+                &observed,
+                T0 + Duration::from_secs(19)
+            )
+            .wake_at,
+            Some(T0 + Duration::from_secs(20))
+        );
+        assert_eq!(
+            plan(
+                &revisions,
+                &desired,
+                &observed,
+                T0 + Duration::from_secs(20)
+            )
+            .actions,
+            [create(&rev, 0)]
+        );
+        // Being created right now: nothing to do.
+        observed.failures.clear();
+        observed.creating.insert((rev, 0));
+        assert!(plan(&revisions, &desired, &observed, T0).actions.is_empty());
+    }
+
+    #[test]
+    fn scaling_and_removal() {
+        let desired = [entry("img:1", 2)];
+        let revisions = new_revisions(&[], &desired, 1);
+        let rev = "iris-predictor-00001";
+        let observed = Observed {
+            replicas: vec![replica(rev, 0, ContainerState::Running, true)],
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [create(rev, 1)]
+        );
+
+        let fewer = [entry("img:1", 1)];
+        let two = Observed {
+            replicas: vec![
+                replica(rev, 0, ContainerState::Running, true),
+                replica(rev, 1, ContainerState::Running, true),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&revisions, &fewer, &two, T0).actions,
+            [retire("iris-predictor-00001-1", "scaled to 1 replicas")]
+        );
+
+        // The service left the folder: every replica goes.
+        assert_eq!(
+            plan(&revisions, &[], &two, T0).actions,
+            [
+                retire(
+                    "iris-predictor-00001-0",
+                    "its InferenceService is no longer in the folder"
+                ),
+                retire(
+                    "iris-predictor-00001-1",
+                    "its InferenceService is no longer in the folder"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn status_names_the_latest_ready_revision_and_why_not_ready() {
+        let d = entry("img:2", 1);
+        let mut revisions = new_revisions(&[], &[entry("img:1", 1)], 1);
+        revisions.extend(new_revisions(&revisions, std::slice::from_ref(&d), 2));
+        let mut observed = Observed {
+            replicas: vec![replica(
+                "iris-predictor-00001",
+                0,
+                ContainerState::Running,
+                true,
+            )],
+            ..Default::default()
+        };
+        observed.failures.insert(
+            ("iris-predictor-00002".into(), 0),
+            CreateFailure {
+                attempts: 1,
+                at: T0,
+                reason: "image img:2 not found".into(),
+            },
+        );
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert_eq!(
+            s.latest_created_revision.as_deref(),
+            Some("iris-predictor-00002")
+        );
+        assert_eq!(
+            s.latest_ready_revision.as_deref(),
+            Some("iris-predictor-00001")
+        );
+        assert_eq!(
+            s.traffic,
+            [TrafficTarget {
+                revision_name: "iris-predictor-00001".into(),
+                percent: 100,
+                latest_revision: false
+            }]
+        );
+        assert!(!s.ready);
+        assert_eq!(s.reason.as_deref(), Some("RevisionFailed"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("revision iris-predictor-00002 failed: image img:2 not found; revision iris-predictor-00001 keeps serving")
+        );
+    }
+}
