@@ -20,9 +20,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+use crate::runtime::convert::SecurityPolicy;
 use crate::spec::autoscaling::{validate_defaults, AutoscalingDefaults};
 use crate::spec::diagnostic::Diagnostic;
 use crate::spec::duration::GoDuration;
+use crate::spec::quantity::Quantity;
 use crate::spec::yaml::{self, FieldPath, UnknownFields, DEFAULT_MAX_FILE_BYTES};
 
 /// The management API's default address (DESIGN.md, "Ports").
@@ -56,6 +58,15 @@ pub struct Config {
     pub debounce: String,
     /// How often the whole folder is rescanned in case file events were lost (a Go duration).
     pub resync_interval: String,
+    /// The size of every replica's `/dev/shm` (a Kubernetes quantity); model servers need more
+    /// than Docker's 64 MiB.
+    pub shm_size: String,
+    /// Whether `securityContext.privileged: true` is honoured (otherwise refused).
+    pub allow_privileged: bool,
+    /// Whether `hostNetwork: true` is honoured (otherwise refused).
+    pub allow_host_network: bool,
+    /// Whether `hostPath` volumes are honoured (otherwise refused).
+    pub allow_host_path: bool,
     /// The daemon-wide autoscaler defaults (Knative `config-autoscaler` keys).
     pub autoscaling: AutoscalingDefaults,
 }
@@ -64,6 +75,8 @@ pub struct Config {
 const DEFAULT_DEBOUNCE: &str = "50ms";
 /// Built-in value of `resync-interval`.
 const DEFAULT_RESYNC_INTERVAL: &str = "30s";
+/// Built-in value of `shm-size`.
+const DEFAULT_SHM_SIZE: &str = "1Gi";
 
 impl Default for Config {
     /// The built-in defaults. `state-dir` depends on the user and the environment
@@ -79,6 +92,10 @@ impl Default for Config {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             debounce: DEFAULT_DEBOUNCE.into(),
             resync_interval: DEFAULT_RESYNC_INTERVAL.into(),
+            shm_size: DEFAULT_SHM_SIZE.into(),
+            allow_privileged: false,
+            allow_host_network: false,
+            allow_host_path: false,
             autoscaling: AutoscalingDefaults::default(),
         }
     }
@@ -238,6 +255,9 @@ impl Config {
                 problems.push(Diagnostic::error(message).at_field(key));
             }
         }
+        if let Err(message) = positive_quantity("shm-size", &self.shm_size) {
+            problems.push(Diagnostic::error(message).at_field("shm-size"));
+        }
         let keys = autoscaling_keys();
         for message in validate_defaults(&self.autoscaling) {
             let field = match setting_named_in(&message, &keys) {
@@ -264,6 +284,22 @@ impl Config {
     /// `resync-interval` as a duration (same fallback as [`Config::debounce`]).
     pub fn resync_interval(&self) -> Duration {
         duration_or(&self.resync_interval, DEFAULT_RESYNC_INTERVAL)
+    }
+
+    /// `shm-size` in bytes (same fallback as [`Config::debounce`]).
+    pub fn shm_size_bytes(&self) -> i64 {
+        positive_quantity("", &self.shm_size)
+            .or_else(|_| positive_quantity("", DEFAULT_SHM_SIZE))
+            .unwrap_or_default()
+    }
+
+    /// What containers may do: `allow-privileged`, `allow-host-network`, `allow-host-path`.
+    pub fn security_policy(&self) -> SecurityPolicy {
+        SecurityPolicy {
+            allow_privileged: self.allow_privileged,
+            allow_host_network: self.allow_host_network,
+            allow_host_path: self.allow_host_path,
+        }
     }
 }
 
@@ -359,6 +395,16 @@ fn positive_duration(key: &str, value: &str) -> Result<Duration, String> {
             .to_std()
             .ok_or_else(|| format!("{key} must be positive, was: {d}")),
         Ok(d) => Err(format!("{key} must be positive, was: {d}")),
+        Err(e) => Err(format!("failed to parse \"{key}\": {e}")),
+    }
+}
+
+/// A positive Kubernetes quantity in bytes (rounded up, as Kubernetes' `Value()`), or the
+/// message that names `key` and says why not.
+fn positive_quantity(key: &str, value: &str) -> Result<i64, String> {
+    match Quantity::parse(value) {
+        Ok(q) if q.nano_value() > 0 => Ok(q.value()),
+        Ok(q) => Err(format!("{key} must be positive, was: {q}")),
         Err(e) => Err(format!("failed to parse \"{key}\": {e}")),
     }
 }
@@ -463,6 +509,23 @@ fn comment(key: &str) -> Option<&'static str> {
         "resync-interval" => {
             "How often the whole folder is rescanned in case file events\n\
                               were lost (a Go duration)."
+        }
+        "shm-size" => {
+            "Size of every replica's /dev/shm (a Kubernetes quantity: 1Gi, 512Mi).\n\
+             Model servers need more than Docker's 64Mi. A service that mounts an\n\
+             emptyDir with a sizeLimit at /dev/shm gets that size instead."
+        }
+        "allow-privileged" => {
+            "Whether securityContext.privileged: true is honoured. false refuses\n\
+             such services with a reason."
+        }
+        "allow-host-network" => {
+            "Whether hostNetwork: true is honoured (the container shares the\n\
+             host's network). false refuses such services with a reason."
+        }
+        "allow-host-path" => {
+            "Whether hostPath volumes are honoured (bind mounts of host folders).\n\
+             false refuses such services with a reason."
         }
         "autoscaling" => {
             "Autoscaler defaults for every service (Knative `config-autoscaler`\n\
@@ -597,6 +660,8 @@ mod tests {
         config.domain = "example.com".into();
         config.unknown_fields = UnknownFields::Warn;
         config.debounce = "1s".into();
+        config.shm_size = "2Gi".into();
+        config.allow_host_path = true;
         config.autoscaling.max_scale_down_rate = 2.5;
         config.autoscaling.stable_window = "1m".into();
         assert_eq!(
@@ -642,6 +707,8 @@ mod tests {
         assert_eq!(config.max_file_bytes, DEFAULT_MAX_FILE_BYTES);
         assert_eq!(config.debounce(), Duration::from_millis(50));
         assert_eq!(config.resync_interval(), Duration::from_secs(30));
+        assert_eq!(config.shm_size_bytes(), 1 << 30);
+        assert_eq!(config.security_policy(), SecurityPolicy::default());
         assert_eq!(config.autoscaling, AutoscalingDefaults::default());
         assert!(config.validate().is_empty());
     }
@@ -745,6 +812,60 @@ mod tests {
                 .contains("Unsupported value: \"ignore\": supported values: \"error\", \"warn\""),
             "{kind:?}"
         );
+    }
+
+    #[test]
+    fn container_settings() {
+        let config = Config::from_yaml(
+            "shm-size: 512Mi\nallow-privileged: true\nallow-host-network: true\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.shm_size_bytes(), 512 << 20);
+        assert_eq!(
+            config.security_policy(),
+            SecurityPolicy {
+                allow_privileged: true,
+                allow_host_network: true,
+                allow_host_path: false,
+            }
+        );
+        assert_eq!(
+            Config::from_yaml("shm-size: \"2e9\"\n", "c.yaml")
+                .unwrap()
+                .shm_size_bytes(),
+            2_000_000_000
+        );
+        let check = |text: &str, expected: &[&str]| assert_eq!(errors(text), expected, "{text}");
+        check(
+            "shm-size: 1GB\n",
+            &[
+                "gantry.yaml:1:1: error: failed to parse \"shm-size\": quantities must match the \
+               regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            ],
+        );
+        // As for durations, a bare YAML number is not taken for a quantity.
+        check(
+            "shm-size: 1073741824\n",
+            &[
+                "gantry.yaml:1:1: error: shm-size: invalid type: integer `1073741824`, \
+               expected a string",
+            ],
+        );
+        check(
+            "shm-size: \"0\"\n",
+            &["gantry.yaml:1:1: error: shm-size must be positive, was: 0"],
+        );
+        check(
+            "allow-privileged: yes please\n",
+            &[
+                "gantry.yaml:1:1: error: allow-privileged: invalid type: string \"yes please\", \
+               expected true or false",
+            ],
+        );
+        let mut invalid = test_config();
+        invalid.shm_size = "lots".into();
+        assert_eq!(invalid.shm_size_bytes(), 1 << 30);
     }
 
     #[test]

@@ -130,7 +130,14 @@ fn serve_get_and_describe() {
     let api = format!("127.0.0.1:{}", free_port());
     let _daemon = Serve(
         Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["serve", "--dir", services.to_str().unwrap(), "--api", &api])
+            .args([
+                "serve",
+                "--no-containers",
+                "--dir",
+                services.to_str().unwrap(),
+                "--api",
+                &api,
+            ])
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .env_remove("GANTRY_CONFIG")

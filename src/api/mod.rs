@@ -11,15 +11,23 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::reconcile::executor::{RuntimeStatus, ServiceStatus};
 use crate::spec::catalog::ServiceEntry;
 use crate::spec::diagnostic::Diagnostic;
 use crate::spec::normalize::DesiredService;
 use crate::watch::FolderState;
 
-/// What the handlers read: the latest folder state, and how to build URLs.
+pub mod logs;
+
+/// What the handlers read: the latest folder state, the replicas' status, and how to build
+/// URLs.
 #[derive(Clone)]
 pub struct ApiState {
     pub folder: watch::Receiver<FolderState>,
+    /// `None` when the daemon runs without containers (`--no-containers`).
+    pub runtime: Option<watch::Receiver<RuntimeStatus>>,
+    /// Container output, for `gantry logs`.
+    pub logs: Option<Arc<dyn logs::LogSource>>,
     pub domain: String,
     pub dir: String,
 }
@@ -43,6 +51,9 @@ pub struct ServiceView {
     /// The normalised desired state (the last good one when stale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<DesiredService>,
+    /// Conditions, revisions, replicas and recent events (absent without containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceStatus>,
 }
 
 /// The list answer.
@@ -63,7 +74,7 @@ pub struct ApiError {
     pub error: String,
 }
 
-pub fn view(entry: &ServiceEntry, domain: &str) -> ServiceView {
+pub fn view(entry: &ServiceEntry, domain: &str, runtime: Option<&RuntimeStatus>) -> ServiceView {
     let spec_status = match (&entry.desired, entry.stale) {
         (Some(_), false) => "Valid",
         (Some(_), true) => "Stale",
@@ -78,6 +89,12 @@ pub fn view(entry: &ServiceEntry, domain: &str) -> ServiceView {
         generation: entry.generation,
         diagnostics: entry.diagnostics.clone(),
         spec: entry.desired.as_deref().cloned(),
+        status: runtime.map(|r| {
+            r.services
+                .get(&(entry.namespace.clone(), entry.name.clone()))
+                .cloned()
+                .unwrap_or_default()
+        }),
     }
 }
 
@@ -93,6 +110,10 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/namespaces/{namespace}/inferenceservices/{name}",
             get(get_one),
         )
+        .route(
+            "/api/v1/namespaces/{namespace}/inferenceservices/{name}/logs",
+            get(logs::logs),
+        )
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -105,13 +126,14 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {
+    let runtime = state.runtime.as_ref().map(|r| r.borrow().clone());
     let folder = state.folder.borrow();
     let items = folder
         .catalog
         .services
         .values()
         .filter(|e| namespace.is_none_or(|ns| e.namespace == ns))
-        .map(|e| view(e, &state.domain))
+        .map(|e| view(e, &state.domain, runtime.as_ref()))
         .collect();
     ServiceList {
         items,
@@ -160,6 +182,7 @@ async fn get_one(
     State(state): State<Arc<ApiState>>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
+    let runtime = state.runtime.as_ref().map(|r| r.borrow().clone());
     let folder = state.folder.borrow();
     match folder
         .catalog
@@ -167,7 +190,7 @@ async fn get_one(
         .values()
         .find(|e| e.namespace == namespace && e.name == name)
     {
-        Some(e) => compact(&view(e, &state.domain)).into_response(),
+        Some(e) => compact(&view(e, &state.domain, runtime.as_ref())).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(ApiError {

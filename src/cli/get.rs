@@ -107,16 +107,19 @@ pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
 
 /// kubectl-style columns, padded to the widest cell.
 pub fn table(items: &[ServiceView]) -> String {
-    let mut rows = vec![["NAMESPACE", "NAME", "URL", "SPEC", "REVISION", "FILE"].map(String::from)];
+    const COLUMNS: [&str; 7] = [
+        "NAMESPACE",
+        "NAME",
+        "URL",
+        "READY",
+        "LATESTREADYREVISION",
+        "SPEC",
+        "FILE",
+    ];
+    let mut rows = vec![COLUMNS.map(String::from)];
     for s in items {
-        let revision = s
-            .spec
-            .as_ref()
-            .and_then(|d| d.components.first())
-            .map(|c| c.revision_key.clone())
-            .unwrap_or_else(|| "<none>".into());
         let errors = s.diagnostics.iter().filter(|d| d.is_error()).count();
-        let status = match errors {
+        let spec = match errors {
             0 => s.spec_status.clone(),
             n => format!(
                 "{} ({n} error{})",
@@ -124,16 +127,30 @@ pub fn table(items: &[ServiceView]) -> String {
                 if n == 1 { "" } else { "s" }
             ),
         };
+        let (ready, latest_ready) = match &s.status {
+            None => ("-".to_string(), "-".to_string()),
+            Some(st) => (
+                st.conditions
+                    .iter()
+                    .find(|c| c.kind == "Ready")
+                    .map_or_else(|| "Unknown".into(), |c| c.status.clone()),
+                st.components
+                    .first()
+                    .and_then(|c| c.latest_ready_revision.clone())
+                    .unwrap_or_else(|| "<none>".into()),
+            ),
+        };
         rows.push([
             s.namespace.clone(),
             s.name.clone(),
             s.url.clone(),
-            status,
-            revision,
+            ready,
+            latest_ready,
+            spec,
             s.file.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..COLUMNS.len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -248,6 +265,77 @@ pub fn describe(v: &ServiceView) -> String {
             );
             if let Some(p) = s.canary_traffic_percent {
                 let _ = writeln!(out, "  Canary traffic:   {p}%");
+            }
+        }
+    }
+    if let Some(st) = &v.status {
+        let _ = writeln!(out, "Conditions:");
+        for c in &st.conditions {
+            let why = [c.reason.as_deref(), c.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            let _ = writeln!(out, "  {:<16} {:<6} {why}", c.kind, c.status);
+        }
+        for c in &st.components {
+            let traffic: Vec<String> = c
+                .traffic
+                .iter()
+                .map(|t| format!("{}% {}", t.percent, t.revision_name))
+                .collect();
+            let _ = writeln!(
+                out,
+                "Revisions ({}):  latest created {}, latest ready {}, traffic {}",
+                c.component,
+                c.latest_created_revision.as_deref().unwrap_or("<none>"),
+                c.latest_ready_revision.as_deref().unwrap_or("<none>"),
+                if traffic.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    traffic.join(", ")
+                }
+            );
+        }
+        if st.replicas.is_empty() {
+            let _ = writeln!(out, "Replicas:     <none>");
+        } else {
+            let _ = writeln!(out, "Replicas:");
+            for r in &st.replicas {
+                let port = r
+                    .host_port
+                    .map_or_else(|| "-".into(), |p| format!("127.0.0.1:{p}"));
+                let _ = writeln!(
+                    out,
+                    "  {} #{}  {:?}{}  {port}  restarts {}  container {}",
+                    r.revision,
+                    r.replica,
+                    r.state,
+                    if r.ready { ", ready" } else { "" },
+                    r.restarts,
+                    &r.container_id[..r.container_id.len().min(12)]
+                );
+                if let Some(exit) = &r.last_exit {
+                    let _ = writeln!(
+                        out,
+                        "    last exit: code {}{}{}",
+                        exit.exit_code.map_or_else(|| "?".into(), |c| c.to_string()),
+                        if exit.oom_killed { ", OOMKilled" } else { "" },
+                        exit.finished_at
+                            .as_deref()
+                            .map(|t| format!(" at {t}"))
+                            .unwrap_or_default()
+                    );
+                    for line in &exit.last_log_lines {
+                        let _ = writeln!(out, "    | {line}");
+                    }
+                }
+            }
+        }
+        if !st.events.is_empty() {
+            let _ = writeln!(out, "Events:");
+            for e in &st.events {
+                let _ = writeln!(out, "  {:<8} {:<16} {}", e.kind, e.reason, e.message);
             }
         }
     }

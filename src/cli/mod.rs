@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod config;
 mod get;
+mod logs;
 mod serve;
 mod validate;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Get(get::GetArgs),
     /// Show one InferenceService in detail (`gantry describe isvc NAME`).
     Describe(get::DescribeArgs),
+    /// Print a service's container output (`gantry logs NAME [-f]`).
+    Logs(logs::LogsArgs),
     /// Check files or folders offline, as the daemon would: `path:line:col: error: message`.
     /// Exits 0 when every document is valid, 1 otherwise.
     Validate(validate::ValidateArgs),
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Get(args) => get::run_get(args),
         Command::Describe(args) => get::run_describe(args),
+        Command::Logs(args) => logs::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Config(args) => config::run(args),
     };

@@ -9,9 +9,15 @@ use clap::Args;
 use tokio::sync::watch;
 use tracing::info;
 
+use std::sync::Arc;
+
+use crate::api::logs::LogSource;
 use crate::api::{router, ApiState};
 use crate::config::{Config, Overrides};
+use crate::reconcile::executor::{RuntimeStatus, Settings};
+use crate::runtime::docker::Docker;
 use crate::spec::catalog::LoadOptions;
+use crate::store::Store;
 use crate::watch::{FolderState, WatchSettings};
 
 #[derive(Debug, Args)]
@@ -30,6 +36,9 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "GANTRY_LOG_JSON")]
     log_json: bool,
+    /// Watch and validate only: start no containers and need no Docker engine.
+    #[arg(long, env = "GANTRY_NO_CONTAINERS")]
+    no_containers: bool,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -40,6 +49,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         api: args.api,
         state_dir: args.state_dir,
     });
+    // Revisions remember where their YAML lives: relative model paths need an absolute base.
+    config.dir = std::path::absolute(&config.dir)
+        .with_context(|| format!("cannot resolve the folder {}", config.dir.display()))?;
     let problems = config.validate();
     if !problems.is_empty() {
         for p in &problems {
@@ -51,7 +63,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, !args.no_containers))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -70,8 +82,9 @@ fn init_tracing(json: bool) {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until SIGINT or SIGTERM; with `containers`, the reconciler runs the
+/// services on the Docker engine.
+pub async fn serve(config: Config, containers: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
@@ -93,6 +106,34 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let watcher = tokio::spawn(crate::watch::run(settings, publish, stopped.clone()));
 
+    let (runtime_status, logs) = if containers {
+        let docker = Arc::new(Docker::connect(None).await?);
+        info!(
+            engine = docker.host(),
+            version = docker.server_version(),
+            "connected to the Docker engine"
+        );
+        let store = Store::open(&config.state_dir)?;
+        let (publish_status, status) = watch::channel(RuntimeStatus::default());
+        let settings = Settings {
+            policy: config.security_policy(),
+            shm_size_bytes: config.shm_size_bytes(),
+            instance: instance_of(&config.state_dir),
+        };
+        tokio::spawn(crate::reconcile::executor::run(
+            docker.clone(),
+            store,
+            settings,
+            folder.clone(),
+            publish_status,
+            stopped.clone(),
+        ));
+        (Some(status), Some(docker as Arc<dyn LogSource>))
+    } else {
+        info!("running without containers (--no-containers): watching and validating only");
+        (None, None)
+    };
+
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
         .with_context(|| {
@@ -104,6 +145,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     info!(api = %config.api, dir = %config.dir.display(), "gantry is serving");
     let app = router(ApiState {
         folder,
+        runtime: runtime_status,
+        logs,
         domain: config.domain.clone(),
         dir: config.dir.display().to_string(),
     });
@@ -130,4 +173,12 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A short, stable name for this daemon: a digest of its (absolute) state directory.
+fn instance_of(state_dir: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let path = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let digest = Sha256::digest(path.display().to_string().as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,5 +3,6 @@
 //! state ([`plan::plan`], pure) and carries out the actions ([`executor`]). On start it adopts
 //! every healthy container that still matches a desired revision, without restarting it.
 
+pub mod executor;
 pub mod plan;
 pub mod probe;

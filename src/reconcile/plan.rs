@@ -703,5 +703,68 @@ mod tests {
             s.message.as_deref(),
             Some("revision iris-predictor-00002 failed: image img:2 not found; revision iris-predictor-00001 keeps serving")
         );
+        let c = conditions(&[s]);
+        assert_eq!(
+            (
+                c[0].kind.as_str(),
+                c[0].status.as_str(),
+                c[0].reason.as_deref()
+            ),
+            ("Ready", "False", Some("RevisionFailed"))
+        );
+        assert_eq!(
+            (c[1].kind.as_str(), c[1].status.as_str()),
+            ("PredictorReady", "False")
+        );
     }
+}
+
+/// A KServe status condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// KServe's conditions from the components' status: `PredictorReady` (and `TransformerReady`,
+/// `ExplainerReady`) copied from each component, and `Ready` from the first that is not.
+pub fn conditions(components: &[ComponentStatus]) -> Vec<Condition> {
+    let mut out: Vec<Condition> = components
+        .iter()
+        .map(|c| {
+            let mut name = c.component.clone();
+            if let Some(first) = name.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            Condition {
+                kind: format!("{name}Ready"),
+                status: if c.ready { "True" } else { "False" }.into(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            }
+        })
+        .collect();
+    let first_bad = out.iter().find(|c| c.status != "True").cloned();
+    out.insert(
+        0,
+        Condition {
+            kind: "Ready".into(),
+            status: if first_bad.is_none() && !components.is_empty() {
+                "True"
+            } else {
+                "False"
+            }
+            .into(),
+            reason: first_bad.as_ref().and_then(|c| c.reason.clone()),
+            message: first_bad.and_then(|c| c.message),
+        },
+    );
+    out
 }

@@ -6,6 +6,9 @@
 //! talks to [`ContainerRuntime`], so its logic is tested without an engine and the Docker
 //! implementation is tested against a real one.
 
+pub mod convert;
+pub mod docker;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -27,6 +30,8 @@ pub mod labels {
     pub const SPEC_HASH: &str = "gantry.dev/spec-hash";
     /// The replica's probes (JSON), so that an adopted container is probed as it was created.
     pub const PROBES: &str = "gantry.dev/probes";
+    /// The daemon that owns it (a digest of its state directory).
+    pub const INSTANCE: &str = "gantry.dev/instance";
     /// Seconds between SIGTERM and SIGKILL when gantry stops it.
     pub const STOP_TIMEOUT: &str = "gantry.dev/stop-timeout";
     /// KServe's own pod labels, for users' tooling.

@@ -1,0 +1,809 @@
+//! The reconciler's loop and executor: the I/O around [`super::plan`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+use tracing::{info, warn};
+
+use super::plan::{
+    component_status, conditions, new_revisions, plan, Action, ComponentId, ComponentStatus,
+    Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, BACKOFF_RESET_AFTER,
+};
+use crate::runtime::convert::{container_spec, ConvertContext, SecurityPolicy};
+use crate::runtime::{
+    labels, ContainerEvents, ContainerInfo, ContainerRuntime, ContainerState, RuntimeSignal,
+};
+use crate::spec::catalog::Catalog;
+use crate::store::{RevisionRecord, Store};
+use crate::watch::FolderState;
+
+/// Settings the reconciler takes from the daemon config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy: SecurityPolicy,
+    pub shm_size_bytes: i64,
+    /// Which daemon owns a container (label `gantry.dev/instance`): daemons with different
+    /// state directories never touch each other's containers.
+    pub instance: String,
+}
+
+/// One replica as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaView {
+    pub revision: String,
+    pub replica: u32,
+    pub container_id: String,
+    pub state: ContainerState,
+    pub ready: bool,
+    pub host_port: Option<u16>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExitInfo {
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub finished_at: Option<String>,
+    /// The last lines the container printed.
+    pub last_log_lines: Vec<String>,
+}
+
+/// Something that happened, for `describe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub unix_time: i64,
+    pub namespace: String,
+    pub service: String,
+    /// `Normal` or `Warning`, as Kubernetes events.
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Per service: its components' status, replicas and recent events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub conditions: Vec<Condition>,
+    pub components: Vec<ComponentStatus>,
+    pub replicas: Vec<ReplicaView>,
+    pub events: Vec<Event>,
+}
+
+/// What the reconciler publishes after every pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeStatus {
+    /// By `(namespace, service)`.
+    pub services: BTreeMap<(String, String), ServiceStatus>,
+    pub passes: u64,
+}
+
+/// gantry's own knowledge of a replica, beyond what the engine reports.
+#[derive(Debug, Clone, Default)]
+struct Supervision {
+    ready: bool,
+    unhealthy: bool,
+    restarts: u32,
+    exited_at: Option<Duration>,
+    started_at: Option<Duration>,
+    /// The prober task for the current run (host port it probes).
+    probing: Option<(u16, tokio::task::AbortHandle)>,
+    last_exit: Option<ExitInfo>,
+}
+
+struct Shared {
+    supervision: Mutex<HashMap<String, Supervision>>,
+    failures: Mutex<BTreeMap<(String, u32), CreateFailure>>,
+    creating: Mutex<std::collections::BTreeSet<(String, u32)>>,
+    stopping: Mutex<std::collections::BTreeSet<String>>,
+    events: Mutex<Vec<Event>>,
+    wake: Notify,
+    epoch: Instant,
+}
+
+impl Shared {
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn event(&self, namespace: &str, service: &str, warning: bool, reason: &str, message: String) {
+        if warning {
+            warn!(namespace, service, reason, "{message}");
+        } else {
+            info!(namespace, service, reason, "{message}");
+        }
+        let mut events = self.events.lock().unwrap();
+        events.push(Event {
+            unix_time: unix_now(),
+            namespace: namespace.into(),
+            service: service.into(),
+            kind: if warning { "Warning" } else { "Normal" }.into(),
+            reason: reason.into(),
+            message,
+        });
+        let excess = events.len().saturating_sub(1000);
+        events.drain(..excess);
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs the reconciler until `shutdown` fires. Containers are left running on shutdown: the
+/// next start adopts them.
+pub async fn run<R: ContainerRuntime + ContainerEvents>(
+    runtime: Arc<R>,
+    store: Store,
+    settings: Settings,
+    mut folder: watch::Receiver<FolderState>,
+    publish: watch::Sender<RuntimeStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let shared = Arc::new(Shared {
+        supervision: Mutex::new(HashMap::new()),
+        failures: Mutex::new(BTreeMap::new()),
+        creating: Mutex::new(Default::default()),
+        stopping: Mutex::new(Default::default()),
+        events: Mutex::new(Vec::new()),
+        wake: Notify::new(),
+        epoch: Instant::now(),
+    });
+    // Subscribe before the first list, so nothing that happens after it is missed.
+    let mut signals = match runtime.subscribe().await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot follow container events; relying on periodic listing");
+            None
+        }
+    };
+    let client = reqwest::Client::new();
+    let mut passes = 0u64;
+    let mut wake_at: Option<Duration> = None;
+    let mut first_pass = true;
+    loop {
+        let folder_state = folder.borrow_and_update().clone();
+        if folder_state.loads > 0 {
+            passes += 1;
+            wake_at = pass(
+                &runtime,
+                &store,
+                &settings,
+                &folder_state.catalog,
+                &shared,
+                &client,
+                &publish,
+                passes,
+                first_pass,
+            )
+            .await;
+            first_pass = false;
+        }
+        let sleep_for = wake_at
+            .map(|t| t.saturating_sub(shared.now()))
+            .unwrap_or(Duration::from_secs(10))
+            .min(Duration::from_secs(10));
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            r = folder.changed() => if r.is_err() { return },
+            _ = shared.wake.notified() => {}
+            signal = async {
+                match signals.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if signal.is_none() {
+                    signals = None;
+                }
+                if let Some(RuntimeSignal::Resync) = signal {
+                    info!("container events reconnected; listing again");
+                }
+            }
+            _ = tokio::time::sleep(sleep_for) => {}
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pass<R: ContainerRuntime + ContainerEvents>(
+    runtime: &Arc<R>,
+    store: &Store,
+    settings: &Settings,
+    catalog: &Arc<Catalog>,
+    shared: &Arc<Shared>,
+    client: &reqwest::Client,
+    publish: &watch::Sender<RuntimeStatus>,
+    passes: u64,
+    first_pass: bool,
+) -> Option<Duration> {
+    let desired = desired_entries(catalog);
+    let history = match store.revisions() {
+        Ok(h) => h,
+        Err(e) => {
+            warn!(error = %e, "cannot read revisions");
+            return Some(shared.now() + Duration::from_secs(5));
+        }
+    };
+    let added = new_revisions(&history, &desired, unix_now());
+    if let Err(e) = store.add_revisions(&added) {
+        warn!(error = %e, "cannot save revisions");
+        return Some(shared.now() + Duration::from_secs(5));
+    }
+    for r in &added {
+        shared.event(
+            &r.namespace,
+            &r.service,
+            false,
+            "RevisionCreated",
+            format!("created revision {}", r.name),
+        );
+    }
+    let mut revisions = history;
+    revisions.extend(added);
+
+    let containers = match runtime.list().await {
+        Ok(c) => c
+            .into_iter()
+            .filter(|c| c.labels.get(labels::INSTANCE) == Some(&settings.instance))
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            warn!(error = %e, "cannot list containers");
+            return Some(shared.now() + Duration::from_secs(2));
+        }
+    };
+    let observed = observe(&containers, shared, runtime, client, first_pass).await;
+    let now = shared.now();
+    let decided = plan(&revisions, &desired, &observed, now);
+    for action in decided.actions {
+        execute(
+            action,
+            runtime,
+            settings,
+            catalog,
+            &revisions,
+            &containers,
+            shared,
+        );
+    }
+
+    let mut status = RuntimeStatus {
+        services: BTreeMap::new(),
+        passes,
+    };
+    for d in &desired {
+        let s = status
+            .services
+            .entry((d.id.namespace.clone(), d.id.service.clone()))
+            .or_default();
+        s.components
+            .push(component_status(&d.id, d, &revisions, &observed));
+    }
+    let supervision = shared.supervision.lock().unwrap();
+    for c in &containers {
+        let Some(r) = replica_of(c) else { continue };
+        let Some(s) = status
+            .services
+            .get_mut(&(r.component.namespace.clone(), r.component.service.clone()))
+        else {
+            continue;
+        };
+        let sup = supervision.get(&c.id).cloned().unwrap_or_default();
+        s.replicas.push(ReplicaView {
+            revision: r.revision,
+            replica: r.replica,
+            container_id: c.id.clone(),
+            state: c.state,
+            ready: sup.ready && c.state == ContainerState::Running,
+            host_port: c.host_port,
+            restarts: sup.restarts,
+            last_exit: sup.last_exit.clone(),
+        });
+    }
+    drop(supervision);
+    for e in shared.events.lock().unwrap().iter() {
+        if let Some(s) = status
+            .services
+            .get_mut(&(e.namespace.clone(), e.service.clone()))
+        {
+            s.events.push(e.clone());
+        }
+    }
+    for s in status.services.values_mut() {
+        s.conditions = conditions(&s.components);
+        let excess = s.events.len().saturating_sub(20);
+        s.events.drain(..excess);
+        s.replicas
+            .sort_by(|a, b| (&a.revision, a.replica).cmp(&(&b.revision, b.replica)));
+    }
+    publish.send_if_modified(|old| {
+        let changed = old.services != status.services;
+        *old = status;
+        changed
+    });
+    decided.wake_at
+}
+
+/// The components the folder wants, with the folder of their YAML file.
+fn desired_entries(catalog: &Catalog) -> Vec<DesiredEntry> {
+    let mut out = Vec::new();
+    for entry in catalog.services.values() {
+        let Some(desired) = &entry.desired else {
+            continue;
+        };
+        let source_dir = Path::new(&entry.file)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| ".".into());
+        for c in &desired.components {
+            out.push(DesiredEntry {
+                id: ComponentId {
+                    namespace: entry.namespace.clone(),
+                    service: entry.name.clone(),
+                    component: c.kind.as_str().to_string(),
+                },
+                component: c.clone(),
+                source_dir: source_dir.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Reads a replica's identity from its labels.
+fn replica_of(c: &ContainerInfo) -> Option<ObservedReplica> {
+    let get = |k: &str| c.labels.get(k).cloned();
+    Some(ObservedReplica {
+        container_id: c.id.clone(),
+        component: ComponentId {
+            namespace: get(labels::NAMESPACE)?,
+            service: get(labels::SERVICE)?,
+            component: get(labels::COMPONENT)?,
+        },
+        revision: get(labels::REVISION)?,
+        replica: get(labels::REPLICA)?.parse().ok()?,
+        spec_hash: get(labels::SPEC_HASH)?,
+        state: c.state,
+        ready: false,
+        unhealthy: false,
+        restarts: 0,
+        exited_at: None,
+        started_at: None,
+    })
+}
+
+/// Combines the engine's view with gantry's supervision, starting probers for running
+/// replicas and noting exits.
+async fn observe<R: ContainerRuntime + ContainerEvents>(
+    containers: &[ContainerInfo],
+    shared: &Arc<Shared>,
+    runtime: &Arc<R>,
+    client: &reqwest::Client,
+    first_pass: bool,
+) -> Observed {
+    let now = shared.now();
+    let mut replicas = Vec::new();
+    let mut exits = Vec::new();
+    {
+        let mut supervision = shared.supervision.lock().unwrap();
+        supervision.retain(|id, s| {
+            let alive = containers.iter().any(|c| &c.id == id);
+            if !alive {
+                if let Some((_, h)) = s.probing.take() {
+                    h.abort();
+                }
+            }
+            alive
+        });
+        for c in containers {
+            let Some(mut r) = replica_of(c) else { continue };
+            let s = supervision
+                .entry(c.id.clone())
+                .or_insert_with(|| Supervision {
+                    // Adopted at start-up: running since before we looked.
+                    started_at: (c.state == ContainerState::Running).then_some(now),
+                    ..Default::default()
+                });
+            match (c.state, c.host_port) {
+                (ContainerState::Running, Some(port)) => {
+                    s.exited_at = None;
+                    if s.probing.as_ref().is_none_or(|(p, _)| *p != port) {
+                        if let Some((_, h)) = s.probing.take() {
+                            h.abort();
+                        }
+                        s.ready = false;
+                        let task = tokio::spawn(prober(
+                            runtime.clone(),
+                            shared.clone(),
+                            client.clone(),
+                            c.id.clone(),
+                            port,
+                            probes_for(c),
+                        ));
+                        s.probing = Some((port, task.abort_handle()));
+                    }
+                    if s.started_at
+                        .is_some_and(|t| now.saturating_sub(t) >= BACKOFF_RESET_AFTER)
+                    {
+                        s.restarts = 0;
+                    }
+                }
+                _ => {
+                    if let Some((_, h)) = s.probing.take() {
+                        h.abort();
+                    }
+                    s.ready = false;
+                    if s.exited_at.is_none() && c.state != ContainerState::Running {
+                        s.exited_at = Some(now);
+                        if !first_pass || c.state != ContainerState::Created {
+                            exits.push((c.clone(), r.clone()));
+                        }
+                    }
+                }
+            }
+            r.ready = s.ready;
+            r.unhealthy = s.unhealthy;
+            r.restarts = s.restarts;
+            r.exited_at = s.exited_at;
+            r.started_at = s.started_at;
+            replicas.push(r);
+        }
+    }
+    for (c, r) in exits {
+        if shared.stopping.lock().unwrap().contains(&c.id) || c.state == ContainerState::Created {
+            continue;
+        }
+        let last_log_lines = runtime.logs(&c.id, 20).await.unwrap_or_default();
+        let exit = ExitInfo {
+            exit_code: c.exit_code,
+            oom_killed: c.oom_killed,
+            finished_at: c.finished_at.clone(),
+            last_log_lines,
+        };
+        let why = if exit.oom_killed {
+            "OOMKilled".to_string()
+        } else {
+            format!("exit code {}", exit.exit_code.unwrap_or(-1))
+        };
+        shared.event(
+            &r.component.namespace,
+            &r.component.service,
+            true,
+            "BackOff",
+            format!(
+                "replica {} of {} exited ({why}); restarting with back-off",
+                r.replica, r.revision
+            ),
+        );
+        if let Some(s) = shared.supervision.lock().unwrap().get_mut(&c.id) {
+            s.last_exit = Some(exit);
+        }
+    }
+    Observed {
+        replicas,
+        creating: shared.creating.lock().unwrap().clone(),
+        stopping: shared.stopping.lock().unwrap().clone(),
+        failures: shared.failures.lock().unwrap().clone(),
+    }
+}
+
+/// The probes of a container, recovered from the revision's spec by its spec hash label.
+/// (The prober only needs the probe definitions; they are carried in a label-free way by the
+/// revision record, looked up by the caller.)
+fn probes_for(c: &ContainerInfo) -> ProbeSet {
+    c.labels
+        .get(labels::PROBES)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
+/// The probes a replica runs, carried on the container as a label so that adopted containers
+/// are probed exactly as they were created.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProbeSet {
+    pub readiness: Option<crate::spec::types::Probe>,
+    pub liveness: Option<crate::spec::types::Probe>,
+    pub startup: Option<crate::spec::types::Probe>,
+}
+
+async fn prober<R: ContainerRuntime + ContainerEvents>(
+    runtime: Arc<R>,
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    id: String,
+    port: u16,
+    probes: ProbeSet,
+) {
+    let set = |f: &dyn Fn(&mut Supervision)| {
+        if let Some(s) = shared.supervision.lock().unwrap().get_mut(&id) {
+            f(s);
+        }
+        shared.wake.notify_one();
+    };
+    // Startup probe first (it gates the others), then readiness fast until it passes.
+    if let Some(startup) = probes.startup.as_ref() {
+        tokio::time::sleep(super::probe::initial_delay(Some(startup))).await;
+        let mut failures = 0;
+        loop {
+            match super::probe::attempt(Some(startup), port, &id, &*runtime, &client).await {
+                Ok(()) => break,
+                Err(e) => {
+                    failures += 1;
+                    if failures >= super::probe::failure_threshold(Some(startup)) * 10 {
+                        set(&|s| s.unhealthy = true);
+                        warn!(container = %id, "startup probe failed: {e}");
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(
+                super::probe::FAST_PERIOD.max(super::probe::period(Some(startup)) / 10),
+            )
+            .await;
+        }
+    }
+    let readiness = probes.readiness.as_ref();
+    tokio::time::sleep(super::probe::initial_delay(readiness)).await;
+    let mut ready = false;
+    let mut consecutive_failures = 0;
+    let mut liveness_failures = 0;
+    let mut last_liveness = Instant::now();
+    loop {
+        let ok = super::probe::attempt(readiness, port, &id, &*runtime, &client)
+            .await
+            .is_ok();
+        if ok != ready {
+            if ok || {
+                consecutive_failures += 1;
+                consecutive_failures >= super::probe::failure_threshold(readiness)
+            } {
+                ready = ok;
+                consecutive_failures = 0;
+                set(&|s| s.ready = ok);
+            }
+        } else {
+            consecutive_failures = 0;
+        }
+        if let Some(liveness) = probes.liveness.as_ref() {
+            if last_liveness.elapsed() >= super::probe::period(Some(liveness)) {
+                last_liveness = Instant::now();
+                match super::probe::attempt(Some(liveness), port, &id, &*runtime, &client).await {
+                    Ok(()) => liveness_failures = 0,
+                    Err(e) => {
+                        liveness_failures += 1;
+                        if liveness_failures >= super::probe::failure_threshold(Some(liveness)) {
+                            warn!(container = %id, "liveness probe failed: {e}; restarting");
+                            let _ = runtime.stop(&id, Duration::from_secs(10)).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let wait = if ready {
+            super::probe::period(readiness)
+        } else {
+            super::probe::FAST_PERIOD
+        };
+        tokio::time::sleep(
+            wait.min(Duration::from_secs(1))
+                .max(super::probe::FAST_PERIOD),
+        )
+        .await;
+    }
+}
+
+fn execute<R: ContainerRuntime + ContainerEvents>(
+    action: Action,
+    runtime: &Arc<R>,
+    settings: &Settings,
+    catalog: &Arc<Catalog>,
+    revisions: &[RevisionRecord],
+    containers: &[ContainerInfo],
+    shared: &Arc<Shared>,
+) {
+    match action {
+        Action::Create { revision, replica } => {
+            let Some(record) = revisions.iter().find(|r| r.name == revision).cloned() else {
+                return;
+            };
+            shared
+                .creating
+                .lock()
+                .unwrap()
+                .insert((revision.clone(), replica));
+            let runtime = runtime.clone();
+            let shared = shared.clone();
+            let settings = settings.clone();
+            let catalog = catalog.clone();
+            tokio::spawn(async move {
+                let result =
+                    create(&*runtime, &settings, &catalog, &record, replica, &shared).await;
+                let key = (revision.clone(), replica);
+                match result {
+                    Ok(()) => {
+                        shared.failures.lock().unwrap().remove(&key);
+                    }
+                    Err(reason) => {
+                        let mut failures = shared.failures.lock().unwrap();
+                        let attempts = failures.get(&key).map_or(0, |f| f.attempts) + 1;
+                        if attempts == 1 {
+                            shared.event(
+                                &record.namespace,
+                                &record.service,
+                                true,
+                                "RevisionFailed",
+                                format!("revision {revision} replica {replica}: {reason}"),
+                            );
+                        }
+                        failures.insert(
+                            key.clone(),
+                            CreateFailure {
+                                attempts,
+                                at: shared.now(),
+                                reason,
+                            },
+                        );
+                    }
+                }
+                shared.creating.lock().unwrap().remove(&key);
+                shared.wake.notify_one();
+            });
+        }
+        Action::Restart { container_id } => {
+            if let Some(s) = shared.supervision.lock().unwrap().get_mut(&container_id) {
+                s.restarts += 1;
+                s.started_at = Some(shared.now());
+                s.exited_at = None;
+                s.unhealthy = false;
+            }
+            let runtime = runtime.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Err(e) = runtime.start(&container_id).await {
+                    warn!(container = %container_id, error = %e, "cannot restart");
+                }
+                shared.wake.notify_one();
+            });
+        }
+        Action::Retire {
+            container_id,
+            reason,
+        } => {
+            let grace = containers
+                .iter()
+                .find(|c| c.id == container_id)
+                .and_then(|c| c.labels.get(labels::STOP_TIMEOUT))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(30);
+            if let Some(c) = containers.iter().find(|c| c.id == container_id) {
+                if let Some(r) = replica_of(c) {
+                    shared.event(
+                        &r.component.namespace,
+                        &r.component.service,
+                        false,
+                        "Stopping",
+                        format!("stopping replica {} of {}: {reason}", r.replica, r.revision),
+                    );
+                }
+            }
+            shared.stopping.lock().unwrap().insert(container_id.clone());
+            let runtime = runtime.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _ = runtime
+                    .stop(&container_id, Duration::from_secs(grace))
+                    .await;
+                if let Err(e) = runtime.remove(&container_id).await {
+                    warn!(container = %container_id, error = %e, "cannot remove");
+                }
+                shared.stopping.lock().unwrap().remove(&container_id);
+                shared.wake.notify_one();
+            });
+        }
+    }
+}
+
+async fn create<R: ContainerRuntime>(
+    runtime: &R,
+    settings: &Settings,
+    catalog: &Catalog,
+    record: &RevisionRecord,
+    replica: u32,
+    shared: &Shared,
+) -> Result<(), String> {
+    let ctx = ConvertContext {
+        namespace: &record.namespace,
+        service: &record.service,
+        revision: &record.name,
+        replica,
+        source_dir: Path::new(&record.source_dir),
+        objects: &catalog.objects,
+        policy: &settings.policy,
+        shm_size_bytes: settings.shm_size_bytes,
+        gpu_uuids: &[],
+    };
+    let mut spec = container_spec(&record.component_spec, &ctx).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let container = &record.component_spec.template.container;
+    let probes = ProbeSet {
+        readiness: container.readiness_probe.clone(),
+        liveness: container.liveness_probe.clone(),
+        startup: container.startup_probe.clone(),
+    };
+    spec.labels.insert(
+        labels::PROBES.into(),
+        serde_json::to_string(&probes).unwrap_or_default(),
+    );
+    spec.labels.insert(
+        labels::STOP_TIMEOUT.into(),
+        spec.stop_timeout_seconds.to_string(),
+    );
+    spec.labels
+        .insert(labels::INSTANCE.into(), settings.instance.clone());
+    // Two daemons (two state directories) may serve services of the same name.
+    spec.name = format!("{}-{}", spec.name, settings.instance);
+    for m in &spec.mounts {
+        if !Path::new(&m.source).exists() {
+            return Err(format!("the model path {} does not exist", m.source));
+        }
+    }
+    let (ns, svc) = (record.namespace.clone(), record.service.clone());
+    let image = spec.image.clone();
+    let last = Mutex::new(Instant::now() - Duration::from_secs(10));
+    let progress = move |p: crate::runtime::PullProgress| {
+        let mut last = last.lock().unwrap();
+        if last.elapsed() >= Duration::from_secs(2) {
+            *last = Instant::now();
+            info!(namespace = %ns, service = %svc, image = %p.image, status = %p.status, current = ?p.current, total = ?p.total, "pulling image");
+        }
+    };
+    if let Err(e) = runtime
+        .ensure_image(&image, spec.always_pull, &progress)
+        .await
+    {
+        // `latest` means "always pull" to Kubernetes; on one machine images are often built
+        // locally and no registry has them: use the local one when there is one.
+        if !spec.always_pull {
+            return Err(e.to_string());
+        }
+        runtime
+            .ensure_image(&image, false, &progress)
+            .await
+            .map_err(|_| e.to_string())?;
+        warn!(image = %image, error = %e, "could not pull; using the local image");
+    }
+    let id = match runtime.create(&spec).await {
+        Ok(id) => id,
+        Err(crate::runtime::RuntimeError::Conflict(_)) => {
+            // Left over from a create that failed half-way (the name is this daemon's own).
+            let _ = runtime.remove(&spec.name).await;
+            runtime.create(&spec).await.map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    runtime.start(&id).await.map_err(|e| e.to_string())?;
+    shared.event(
+        &record.namespace,
+        &record.service,
+        false,
+        "Started",
+        format!("started replica {replica} of {}", record.name),
+    );
+    Ok(())
+}
