@@ -231,6 +231,22 @@ fn a_service_runs_rolls_out_recovers_and_is_adopted() {
         "{answer}"
     );
 
+    // Its output, as `gantry logs` shows it.
+    let logs = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["logs", &name, "--api", &d.api])
+        .output()
+        .unwrap();
+    assert!(
+        logs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains("gantry-model-server") && logs.contains(&name),
+        "{logs}"
+    );
+
     // Limits and requests reach Docker.
     let inspect = docker(&["inspect", "--format", "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpuShares}} {{.HostConfig.Init}}", &first[0].2]);
     assert_eq!(

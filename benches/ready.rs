@@ -1,0 +1,148 @@
+//! Time from writing an InferenceService YAML to its replica being ready, next to the time
+//! `docker run` of the same image takes to become ready, on the same machine in one run.
+//! gantry's overhead is the difference.
+//!
+//! Run: `cargo bench --bench ready` (needs the Docker engine and `gantry-model-server:latest`,
+//! from `examples/model-server/build-image.sh`). Prints figures; asserts nothing.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 7;
+const IMAGE: &str = "gantry-model-server:latest";
+
+/// True when `GET path` on the port answers 200.
+fn ok(port: u16, path: &str) -> bool {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    s.read(&mut buf)
+        .is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+fn docker_run_ready(models: &Path) -> Duration {
+    let t = Instant::now();
+    let out = Command::new("docker")
+        .args(["run", "-d", "--rm", "-p", "127.0.0.1::8080", "-v"])
+        .arg(format!("{}:/mnt/models:ro", models.display()))
+        .args([IMAGE, "--model-name=iris"])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let port_out = Command::new("docker")
+        .args(["port", &id, "8080/tcp"])
+        .output()
+        .unwrap();
+    let port: u16 = String::from_utf8_lossy(&port_out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap();
+    while !ok(port, "/v2/health/ready") {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let elapsed = t.elapsed();
+    Command::new("docker")
+        .args(["rm", "-f", &id])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    elapsed
+}
+
+fn api_ready(api_port: u16, name: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", api_port)) else {
+        return false;
+    };
+    let req = format!("GET /api/v1/namespaces/default/inferenceservices/{name} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.contains(r#"{"status":"True","type":"Ready"}"#)
+}
+
+fn main() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/iris");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["serve", "--api", &format!("127.0.0.1:{api_port}")])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !ok(api_port, "/healthz") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let mut docker = Vec::new();
+    let mut gantry = Vec::new();
+    for round in 0..ROUNDS {
+        docker.push(docker_run_ready(&models));
+
+        let name = format!("bench-{round}");
+        let yaml = format!(
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {{name: {name}}}\nspec:\n  predictor:\n    containers:\n    - name: kserve-container\n      image: {IMAGE}\n      args: [--model-name=iris]\n      env: [{{name: STORAGE_URI, value: '{}'}}]\n      readinessProbe: {{httpGet: {{path: /v2/health/ready}}}}\n",
+            models.display()
+        );
+        let file = dir.join(format!("{name}.yaml"));
+        let t = Instant::now();
+        std::fs::write(&file, yaml).unwrap();
+        while !api_ready(api_port, &name) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        gantry.push(t.elapsed());
+        std::fs::remove_file(&file).unwrap();
+    }
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let _ = daemon.wait();
+    let _ = Command::new("sh")
+        .args(["-c", "docker rm -f $(docker ps -aq --filter label=gantry.dev/inferenceservice) >/dev/null 2>&1"])
+        .status();
+
+    docker.sort();
+    gantry.sort();
+    let median = |v: &[Duration]| v[v.len() / 2];
+    println!(
+        "docker run to ready:        median {:?}  (min {:?}, max {:?})",
+        median(&docker),
+        docker[0],
+        docker[ROUNDS - 1]
+    );
+    println!(
+        "gantry YAML write to ready: median {:?}  (min {:?}, max {:?})",
+        median(&gantry),
+        gantry[0],
+        gantry[ROUNDS - 1]
+    );
+    println!(
+        "gantry overhead (medians):  {:?}",
+        median(&gantry).saturating_sub(median(&docker))
+    );
+}
