@@ -90,7 +90,6 @@ pub struct RuntimeStatus {
 #[derive(Debug, Clone, Default)]
 struct Supervision {
     ready: bool,
-    unhealthy: bool,
     restarts: u32,
     exited_at: Option<Duration>,
     started_at: Option<Duration>,
@@ -375,7 +374,6 @@ fn replica_of(c: &ContainerInfo) -> Option<ObservedReplica> {
         spec_hash: get(labels::SPEC_HASH)?,
         state: c.state,
         ready: false,
-        unhealthy: false,
         restarts: 0,
         exited_at: None,
         started_at: None,
@@ -452,7 +450,6 @@ async fn observe<R: ContainerRuntime + ContainerEvents>(
                 }
             }
             r.ready = s.ready;
-            r.unhealthy = s.unhealthy;
             r.restarts = s.restarts;
             r.exited_at = s.exited_at;
             r.started_at = s.started_at;
@@ -497,9 +494,7 @@ async fn observe<R: ContainerRuntime + ContainerEvents>(
     }
 }
 
-/// The probes of a container, recovered from the revision's spec by its spec hash label.
-/// (The prober only needs the probe definitions; they are carried in a label-free way by the
-/// revision record, looked up by the caller.)
+/// The probes of a container, read back from the label they were written to at creation.
 fn probes_for(c: &ContainerInfo) -> ProbeSet {
     c.labels
         .get(labels::PROBES)
@@ -540,8 +535,10 @@ async fn prober<R: ContainerRuntime + ContainerEvents>(
                 Err(e) => {
                     failures += 1;
                     if failures >= super::probe::failure_threshold(Some(startup)) * 10 {
-                        set(&|s| s.unhealthy = true);
-                        warn!(container = %id, "startup probe failed: {e}");
+                        // As the kubelet does: a container that never starts is killed and
+                        // restarted (with back-off).
+                        warn!(container = %id, "startup probe failed: {e}; restarting");
+                        let _ = runtime.stop(&id, Duration::from_secs(10)).await;
                         return;
                     }
                 }
@@ -665,7 +662,6 @@ fn execute<R: ContainerRuntime + ContainerEvents>(
                 s.restarts += 1;
                 s.started_at = Some(shared.now());
                 s.exited_at = None;
-                s.unhealthy = false;
             }
             let runtime = runtime.clone();
             let shared = shared.clone();

@@ -103,8 +103,6 @@ pub struct ObservedReplica {
     pub state: ContainerState,
     /// Passed its readiness probe since it last started.
     pub ready: bool,
-    /// The liveness probe says it must be restarted.
-    pub unhealthy: bool,
     /// Restarts made by gantry so far.
     pub restarts: u32,
     /// When it last stopped running (daemon clock), for the backoff.
@@ -453,7 +451,6 @@ mod tests {
             spec_hash: String::new(),
             state,
             ready,
-            unhealthy: false,
             restarts: 0,
             exited_at: None,
             started_at: None,

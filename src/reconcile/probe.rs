@@ -52,6 +52,30 @@ pub async fn attempt<R: ContainerRuntime>(
     runtime: &R,
     client: &reqwest::Client,
 ) -> Result<(), String> {
+    match probe {
+        Some(Probe {
+            exec: Some(exec), ..
+        }) => {
+            let code = runtime
+                .exec(container_id, &exec.command, timeout(probe))
+                .await
+                .map_err(|e| format!("exec probe: {e}"))?;
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(format!("exec probe exited with code {code}"))
+            }
+        }
+        _ => attempt_network(probe, host_port, client).await,
+    }
+}
+
+/// An HTTP or TCP attempt against the published port.
+pub async fn attempt_network(
+    probe: Option<&Probe>,
+    host_port: u16,
+    client: &reqwest::Client,
+) -> Result<(), String> {
     let limit = timeout(probe);
     let addr = ("127.0.0.1", host_port);
     match probe {
@@ -82,24 +106,94 @@ pub async fn attempt<R: ContainerRuntime>(
                 ))
             }
         }
-        Some(Probe {
-            exec: Some(exec), ..
-        }) => {
-            let code = runtime
-                .exec(container_id, &exec.command, limit)
-                .await
-                .map_err(|e| format!("exec probe: {e}"))?;
-            if code == 0 {
-                Ok(())
-            } else {
-                Err(format!("exec probe exited with code {code}"))
-            }
-        }
         Some(Probe { grpc: Some(_), .. }) => Err("gRPC probes are not supported yet".into()),
         _ => match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("dial tcp 127.0.0.1:{host_port}: {e}")),
             Err(_) => Err(format!("dial tcp 127.0.0.1:{host_port}: i/o timeout")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::types::HttpGetAction;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with `status`.
+    async fn server(status: &'static str) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    fn http(path: &str) -> Probe {
+        Probe {
+            http_get: Some(HttpGetAction {
+                path: Some(path.into()),
+                port: None,
+                host: None,
+                scheme: None,
+                http_headers: vec![],
+            }),
+            ..Probe::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn http_and_tcp_probes_against_real_sockets() {
+        let client = reqwest::Client::new();
+        let ok = server("200 OK").await;
+        let unavailable = server("503 Service Unavailable").await;
+        assert_eq!(
+            attempt_network(Some(&http("/ready")), ok, &client).await,
+            Ok(())
+        );
+        assert_eq!(
+            attempt_network(Some(&http("/ready")), unavailable, &client).await,
+            Err("GET /ready: HTTP probe failed with statuscode: 503".into())
+        );
+        // No probe: a TCP check of the port.
+        assert_eq!(attempt_network(None, ok, &client).await, Ok(()));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(attempt_network(None, closed, &client)
+            .await
+            .unwrap_err()
+            .starts_with("dial tcp 127.0.0.1:"));
+    }
+
+    #[test]
+    fn kubernetes_probe_defaults() {
+        assert_eq!(period(None), Duration::from_secs(10));
+        assert_eq!(timeout(None), Duration::from_secs(1));
+        assert_eq!(failure_threshold(None), 3);
+        let p = Probe {
+            period_seconds: Some(2),
+            timeout_seconds: Some(5),
+            failure_threshold: Some(1),
+            ..Probe::default()
+        };
+        assert_eq!(
+            (
+                period(Some(&p)),
+                timeout(Some(&p)),
+                failure_threshold(Some(&p))
+            ),
+            (Duration::from_secs(2), Duration::from_secs(5), 1)
+        );
     }
 }
