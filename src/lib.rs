@@ -15,6 +15,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod gpu;
 pub mod reconcile;
 pub mod runtime;
 pub mod spec;
