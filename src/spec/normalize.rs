@@ -270,7 +270,7 @@ fn predictor(
     findings: &mut Vec<Finding>,
 ) -> Option<DesiredComponent> {
     let kind = ComponentKind::Predictor;
-    let common = p.common();
+    let mut common = p.common();
     let (implementation, main, sidecars, storage_uri, runtime_name, protocol) =
         if let Some((framework, model, model_container, field)) = model_of(p, layout) {
             let request = ModelRequest {
@@ -315,6 +315,16 @@ fn predictor(
             };
             let mut sidecars = built.sidecars;
             sidecars.extend(common.containers.iter().cloned());
+            // The runtime's pod volumes join the predictor's (the predictor's win by name).
+            let name_of =
+                |v: &serde_yaml::Value| v.get("name").and_then(|n| n.as_str()).map(String::from);
+            let own: Vec<Option<String>> = common.volumes.iter().map(name_of).collect();
+            common.volumes.extend(
+                built
+                    .volumes
+                    .into_iter()
+                    .filter(|v| !own.contains(&name_of(v))),
+            );
             (
                 framework,
                 built.container,
