@@ -4,7 +4,7 @@
 # what changed and replaces the binary atomically (a running daemon keeps its old copy).
 #
 # It also installs (Debian's docker.io, with apt-get) and starts the Docker engine when none
-# runs; later issues add more steps (the example model-server image). Each step is a function
+# runs, and builds the example model server image (examples/model-server/build-image.sh). Each step is a function
 # called from main, so the order of the whole install stays readable in one place.
 set -euo pipefail
 

@@ -108,7 +108,7 @@ fn main() {
 
         let name = format!("bench-{round}");
         let yaml = format!(
-            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {{name: {name}}}\nspec:\n  predictor:\n    containers:\n    - name: kserve-container\n      image: {IMAGE}\n      args: [--model-name=iris]\n      env: [{{name: STORAGE_URI, value: '{}'}}]\n      readinessProbe: {{httpGet: {{path: /v2/health/ready}}}}\n",
+            "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {{name: {name}}}\nspec:\n  predictor:\n    containers:\n    - name: kserve-container\n      image: {IMAGE}\n      args: [--model-name=iris]\n      env: [{{name: STORAGE_URI, value: '{}'}}]\n      readinessProbe: {{httpGet: {{path: /v2/health/ready}}}}\n      resources: {{requests: {{cpu: 100m, memory: 32Mi}}, limits: {{cpu: 500m, memory: 64Mi}}}}\n",
             models.display()
         );
         let file = dir.join(format!("{name}.yaml"));
@@ -120,11 +120,22 @@ fn main() {
         gantry.push(t.elapsed());
         std::fs::remove_file(&file).unwrap();
     }
+    // The files are gone: wait for the daemon to remove its containers, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ours = |round: usize| format!("label=gantry.dev/inferenceservice=bench-{round}");
+    while Instant::now() < deadline
+        && (0..ROUNDS).any(|r| {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &ours(r)])
+                .output()
+                .unwrap();
+            !out.stdout.is_empty()
+        })
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = Command::new("kill").arg(daemon.id().to_string()).status();
     let _ = daemon.wait();
-    let _ = Command::new("sh")
-        .args(["-c", "docker rm -f $(docker ps -aq --filter label=gantry.dev/inferenceservice) >/dev/null 2>&1"])
-        .status();
 
     docker.sort();
     gantry.sort();

@@ -294,13 +294,22 @@ fn placement_from_affinity_node_selector_and_gke_accelerator() {
     );
     assert_eq!(p.preferred[0].weight, 10);
 
+    let gpu = format!("{CUSTOM}  resources: {{limits: {{nvidia.com/gpu: 1}}}}\n");
+    let p = predictor(&isvc_with(
+        "serving.kubeflow.org/gke-accelerator: Tesla_V100",
+        &gpu,
+    ))
+    .template
+    .placement;
+    assert_eq!(p.node_selector["gpu.nvidia.com/class"], "Tesla_V100");
+    // A component that asks for no GPU is not tied to a GPU class (KServe's injector).
     let p = predictor(&isvc_with(
         "serving.kubeflow.org/gke-accelerator: Tesla_V100",
         CUSTOM,
     ))
     .template
     .placement;
-    assert_eq!(p.node_selector["gpu.nvidia.com/class"], "Tesla_V100");
+    assert!(p.node_selector.is_empty());
 
     let bad = load(&[(
         "m.yaml",

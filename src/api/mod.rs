@@ -152,6 +152,12 @@ fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {
 /// JSON without the `null`s of unset optional Kubernetes fields, as `kubectl get -o json`
 /// shows objects.
 fn compact<T: Serialize>(value: &T) -> Json<serde_json::Value> {
+    Json(without_nulls(value))
+}
+
+/// `value` as JSON without the `null`s of unset optional fields (the API's and the CLI's
+/// `-o json|yaml` shape).
+pub fn without_nulls<T: Serialize>(value: &T) -> serde_json::Value {
     fn prune(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {
@@ -164,7 +170,7 @@ fn compact<T: Serialize>(value: &T) -> Json<serde_json::Value> {
     }
     let mut json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
     prune(&mut json);
-    Json(json)
+    json
 }
 
 async fn list_all(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {

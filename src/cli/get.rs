@@ -65,9 +65,10 @@ fn fetch<T: serde::de::DeserializeOwned>(api: &ApiArgs, path: &str) -> anyhow::R
 }
 
 fn print_as<T: serde::Serialize>(value: &T, output: Output) -> anyhow::Result<()> {
+    let value = crate::api::without_nulls(value);
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Output::Yaml => print!("{}", serde_yaml::to_string(value)?),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+        Output::Yaml => print!("{}", serde_yaml::to_string(&value)?),
     }
     Ok(())
 }

@@ -172,7 +172,8 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
     let mut first_pass = true;
     loop {
         let folder_state = folder.borrow_and_update().clone();
-        if folder_state.loads > 0 {
+        // While the folder is missing the last desired state stands: nothing is stopped.
+        if folder_state.loads > 0 && folder_state.folder_present {
             passes += 1;
             wake_at = pass(
                 &runtime,
@@ -226,7 +227,6 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     passes: u64,
     first_pass: bool,
 ) -> Option<Duration> {
-    let desired = desired_entries(catalog);
     let history = match store.revisions() {
         Ok(h) => h,
         Err(e) => {
@@ -234,6 +234,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             return Some(shared.now() + Duration::from_secs(5));
         }
     };
+    let desired = desired_entries(catalog, &history);
     let added = new_revisions(&history, &desired, unix_now());
     if let Err(e) = store.add_revisions(&added) {
         warn!(error = %e, "cannot save revisions");
@@ -251,6 +252,10 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     let mut revisions = history;
     revisions.extend(added);
 
+    // What is in flight is read before listing: a creation that finishes in between is then
+    // either in the list or still marked as creating, never neither.
+    let creating = shared.creating.lock().unwrap().clone();
+    let stopping = shared.stopping.lock().unwrap().clone();
     let containers = match runtime.list().await {
         Ok(c) => c
             .into_iter()
@@ -261,7 +266,15 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             return Some(shared.now() + Duration::from_secs(2));
         }
     };
-    let observed = observe(&containers, shared, runtime, client, first_pass).await;
+    // A retired container stays marked until the engine no longer lists it.
+    shared
+        .stopping
+        .lock()
+        .unwrap()
+        .retain(|id| containers.iter().any(|c| &c.id == id));
+    let mut observed = observe(&containers, shared, runtime, client, first_pass).await;
+    observed.creating = creating;
+    observed.stopping = stopping;
     let now = shared.now();
     let decided = plan(&revisions, &desired, &observed, now);
     for action in decided.actions {
@@ -334,10 +347,29 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
 }
 
 /// The components the folder wants, with the folder of their YAML file.
-fn desired_entries(catalog: &Catalog) -> Vec<DesiredEntry> {
+fn desired_entries(catalog: &Catalog, history: &[RevisionRecord]) -> Vec<DesiredEntry> {
     let mut out = Vec::new();
     for entry in catalog.services.values() {
         let Some(desired) = &entry.desired else {
+            // In the folder but invalid since before this daemon started: its last good spec
+            // is its latest revision (an invalid edit never takes a working service down).
+            let mut latest: BTreeMap<&str, &RevisionRecord> = BTreeMap::new();
+            for r in history
+                .iter()
+                .filter(|r| r.namespace == entry.namespace && r.service == entry.name)
+            {
+                if latest
+                    .get(r.component.as_str())
+                    .is_none_or(|l| l.number < r.number)
+                {
+                    latest.insert(&r.component, r);
+                }
+            }
+            out.extend(latest.values().map(|r| DesiredEntry {
+                id: ComponentId::of(r),
+                component: r.component_spec.clone(),
+                source_dir: r.source_dir.clone(),
+            }));
             continue;
         };
         let source_dir = Path::new(&entry.file)
@@ -488,9 +520,8 @@ async fn observe<R: ContainerRuntime + ContainerEvents>(
     }
     Observed {
         replicas,
-        creating: shared.creating.lock().unwrap().clone(),
-        stopping: shared.stopping.lock().unwrap().clone(),
         failures: shared.failures.lock().unwrap().clone(),
+        ..Observed::default()
     }
 }
 
@@ -554,7 +585,9 @@ async fn prober<R: ContainerRuntime + ContainerEvents>(
     let mut ready = false;
     let mut consecutive_failures = 0;
     let mut liveness_failures = 0;
-    let mut last_liveness = Instant::now();
+    // The liveness probe's first check comes after its own initial delay.
+    let liveness_delay = super::probe::initial_delay(probes.liveness.as_ref());
+    let mut last_liveness = Instant::now() + liveness_delay;
     loop {
         let ok = super::probe::attempt(readiness, port, &id, &*runtime, &client)
             .await
@@ -572,7 +605,7 @@ async fn prober<R: ContainerRuntime + ContainerEvents>(
             consecutive_failures = 0;
         }
         if let Some(liveness) = probes.liveness.as_ref() {
-            if last_liveness.elapsed() >= super::probe::period(Some(liveness)) {
+            if Instant::now() >= last_liveness + super::probe::period(Some(liveness)) {
                 last_liveness = Instant::now();
                 match super::probe::attempt(Some(liveness), port, &id, &*runtime, &client).await {
                     Ok(()) => liveness_failures = 0,
@@ -587,16 +620,17 @@ async fn prober<R: ContainerRuntime + ContainerEvents>(
                 }
             }
         }
+        // Fast until ready; then each probe at its own period.
         let wait = if ready {
-            super::probe::period(readiness)
+            let liveness = probes
+                .liveness
+                .as_ref()
+                .map(|l| super::probe::period(Some(l)));
+            super::probe::period(readiness).min(liveness.unwrap_or(Duration::MAX))
         } else {
             super::probe::FAST_PERIOD
         };
-        tokio::time::sleep(
-            wait.min(Duration::from_secs(1))
-                .max(super::probe::FAST_PERIOD),
-        )
-        .await;
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -703,7 +737,6 @@ fn execute<R: ContainerRuntime + ContainerEvents>(
                 if let Err(e) = runtime.remove(&container_id).await {
                     warn!(container = %container_id, error = %e, "cannot remove");
                 }
-                shared.stopping.lock().unwrap().remove(&container_id);
                 shared.wake.notify_one();
             });
         }

@@ -229,6 +229,16 @@ pub fn plan(
             ComponentId::eq(&r.component, id) && !observed.stopping.contains(&r.container_id)
         }) {
             let is_target = r.revision == target.name;
+            if known
+                .get(r.revision.as_str())
+                .is_some_and(|k| k.key != r.spec_hash)
+            {
+                out.actions.push(Action::Retire {
+                    container_id: r.container_id.clone(),
+                    reason: format!("it does not run what revision {} runs", r.revision),
+                });
+                continue;
+            }
             if is_target && r.replica >= want {
                 out.actions.push(Action::Retire {
                     container_id: r.container_id.clone(),
@@ -321,12 +331,12 @@ pub fn component_status(
             .count() as u32
     };
     let latest = mine.last().map(|r| r.name.clone());
+    // As Knative's latestReadyRevision: the newest revision that has come up (a replica
+    // ready), kept while some of its replicas restart or more are added in place.
     let latest_ready = mine
         .iter()
         .rev()
-        .find(|r| {
-            ready_count(&r.name) >= want.max(1) || (want == 0 && Some(&r.name) == latest.as_ref())
-        })
+        .find(|r| ready_count(&r.name) >= 1 || (want == 0 && Some(&r.name) == latest.as_ref()))
         .map(|r| r.name.clone());
     let traffic = latest_ready
         .iter()
@@ -381,12 +391,12 @@ fn not_ready_reason(
     if let Some(r) = observed
         .replicas
         .iter()
-        .find(|r| r.revision == latest && r.restarts > 0 && r.state != ContainerState::Running)
+        .find(|r| r.revision == latest && r.exited_at.is_some())
     {
         return (
             Some("CrashLoopBackOff".into()),
             Some(format!(
-                "revision {latest} replica {} keeps exiting (restarted {} times){serving}",
+                "revision {latest} replica {} exited (restarted {} times so far){serving}",
                 r.replica, r.restarts
             )),
         );
@@ -459,6 +469,16 @@ mod tests {
 
     const T0: Duration = Duration::from_secs(100);
 
+    /// Replicas run what their revision runs (their spec hash is its key).
+    fn keyed(mut o: Observed, revisions: &[RevisionRecord]) -> Observed {
+        for r in &mut o.replicas {
+            if let Some(rev) = revisions.iter().find(|rev| rev.name == r.revision) {
+                r.spec_hash = rev.key.clone();
+            }
+        }
+        o
+    }
+
     fn create(rev: &str, replica: u32) -> Action {
         Action::Create {
             revision: rev.into(),
@@ -526,10 +546,13 @@ mod tests {
             ),
         ];
         for (replicas, expected) in rows {
-            let observed = Observed {
-                replicas: replicas.clone(),
-                ..Default::default()
-            };
+            let observed = keyed(
+                Observed {
+                    replicas: replicas.clone(),
+                    ..Default::default()
+                },
+                &revisions,
+            );
             assert_eq!(
                 plan(&revisions, &desired, &observed, T0).actions,
                 expected,
@@ -546,10 +569,13 @@ mod tests {
         let mut crashed = replica(rev, 0, ContainerState::Exited, false);
         crashed.exited_at = Some(T0);
         crashed.restarts = 2;
-        let observed = Observed {
-            replicas: vec![crashed],
-            ..Default::default()
-        };
+        let observed = keyed(
+            Observed {
+                replicas: vec![crashed],
+                ..Default::default()
+            },
+            &revisions,
+        );
         let early = plan(
             &revisions,
             &desired,
@@ -617,23 +643,29 @@ mod tests {
         let desired = [entry("img:1", 2)];
         let revisions = new_revisions(&[], &desired, 1);
         let rev = "iris-predictor-00001";
-        let observed = Observed {
-            replicas: vec![replica(rev, 0, ContainerState::Running, true)],
-            ..Default::default()
-        };
+        let observed = keyed(
+            Observed {
+                replicas: vec![replica(rev, 0, ContainerState::Running, true)],
+                ..Default::default()
+            },
+            &revisions,
+        );
         assert_eq!(
             plan(&revisions, &desired, &observed, T0).actions,
             [create(rev, 1)]
         );
 
         let fewer = [entry("img:1", 1)];
-        let two = Observed {
-            replicas: vec![
-                replica(rev, 0, ContainerState::Running, true),
-                replica(rev, 1, ContainerState::Running, true),
-            ],
-            ..Default::default()
-        };
+        let two = keyed(
+            Observed {
+                replicas: vec![
+                    replica(rev, 0, ContainerState::Running, true),
+                    replica(rev, 1, ContainerState::Running, true),
+                ],
+                ..Default::default()
+            },
+            &revisions,
+        );
         assert_eq!(
             plan(&revisions, &fewer, &two, T0).actions,
             [retire("iris-predictor-00001-1", "scaled to 1 replicas")]
@@ -656,19 +688,41 @@ mod tests {
     }
 
     #[test]
+    fn a_container_that_does_not_run_its_revision_is_retired() {
+        let desired = [entry("img:1", 1)];
+        let revisions = new_revisions(&[], &desired, 1);
+        let mut stranger = replica("iris-predictor-00001", 0, ContainerState::Running, true);
+        stranger.spec_hash = "0000000000000000".into();
+        let observed = Observed {
+            replicas: vec![stranger],
+            ..Default::default()
+        };
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [retire(
+                "iris-predictor-00001-0",
+                "it does not run what revision iris-predictor-00001 runs"
+            )]
+        );
+    }
+
+    #[test]
     fn status_names_the_latest_ready_revision_and_why_not_ready() {
         let d = entry("img:2", 1);
         let mut revisions = new_revisions(&[], &[entry("img:1", 1)], 1);
         revisions.extend(new_revisions(&revisions, std::slice::from_ref(&d), 2));
-        let mut observed = Observed {
-            replicas: vec![replica(
-                "iris-predictor-00001",
-                0,
-                ContainerState::Running,
-                true,
-            )],
-            ..Default::default()
-        };
+        let mut observed = keyed(
+            Observed {
+                replicas: vec![replica(
+                    "iris-predictor-00001",
+                    0,
+                    ContainerState::Running,
+                    true,
+                )],
+                ..Default::default()
+            },
+            &revisions,
+        );
         observed.failures.insert(
             ("iris-predictor-00002".into(), 0),
             CreateFailure {
@@ -740,9 +794,21 @@ pub fn conditions(components: &[ComponentStatus]) -> Vec<Condition> {
             if let Some(first) = name.get_mut(..1) {
                 first.make_ascii_uppercase();
             }
+            // Knative says Unknown while a revision is still coming up, False when it failed.
+            let progressing = matches!(
+                c.reason.as_deref(),
+                Some("RevisionNotReady" | "RevisionMissing")
+            );
             Condition {
                 kind: format!("{name}Ready"),
-                status: if c.ready { "True" } else { "False" }.into(),
+                status: if c.ready {
+                    "True"
+                } else if progressing {
+                    "Unknown"
+                } else {
+                    "False"
+                }
+                .into(),
                 reason: c.reason.clone(),
                 message: c.message.clone(),
             }
@@ -753,12 +819,11 @@ pub fn conditions(components: &[ComponentStatus]) -> Vec<Condition> {
         0,
         Condition {
             kind: "Ready".into(),
-            status: if first_bad.is_none() && !components.is_empty() {
-                "True"
-            } else {
-                "False"
-            }
-            .into(),
+            status: match &first_bad {
+                None if !components.is_empty() => "True".to_string(),
+                None => "Unknown".to_string(),
+                Some(c) => c.status.clone(),
+            },
             reason: first_bad.as_ref().and_then(|c| c.reason.clone()),
             message: first_bad.and_then(|c| c.message),
         },

@@ -43,7 +43,8 @@ pub mod labels {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerSpec {
-    /// The container name: `gantry-<namespace>-<revision>-<replica>`.
+    /// The container name: `gantry-<namespace>-<revision>-<replica>`, to which the
+    /// reconciler appends `-<instance>` (the owning daemon).
     pub name: String,
     pub image: String,
     /// Overrides the image's ENTRYPOINT when not empty (Kubernetes' `command`).

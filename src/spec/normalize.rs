@@ -584,7 +584,13 @@ fn component(
             container_port: DEFAULT_PORT,
             protocol: "http1".into(),
         });
-    let placement = placement(isvc, common, &layout.component(kind), findings);
+    let placement = placement(
+        isvc,
+        common,
+        &layout.component(kind),
+        resources.gpus > 0,
+        findings,
+    );
     if findings.len() > before {
         return None;
     }
@@ -758,13 +764,20 @@ fn placement(
     isvc: &InferenceService,
     common: &ComponentCommon,
     base: &super::yaml::FieldPath,
+    requests_gpus: bool,
     findings: &mut Vec<Finding>,
 ) -> Placement {
     let mut out = Placement {
         node_selector: common.node_selector.clone(),
         ..Placement::default()
     };
-    if let Some(class) = isvc.metadata.annotations.get(GKE_ACCELERATOR) {
+    // As KServe's accelerator injector: only for containers that ask for GPUs.
+    if let Some(class) = isvc
+        .metadata
+        .annotations
+        .get(GKE_ACCELERATOR)
+        .filter(|_| requests_gpus)
+    {
         out.node_selector
             .entry(GPU_CLASS_LABEL.to_string())
             .or_insert_with(|| class.clone());
