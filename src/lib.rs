@@ -1,16 +1,20 @@
 //! gantry: KServe + Knative Serving for one GPU machine, without Kubernetes.
 //!
-//! A single daemon watches a folder of KServe `InferenceService` YAML and keeps the desired
-//! state of every service current. See `docs/architecture.md` for the map of the code.
+//! A single daemon watches a folder of KServe `InferenceService` YAML, keeps the desired
+//! state of every service current, and runs each one as supervised Docker containers.
+//! See `docs/architecture.md` for the map of the code.
 //!
 //! Code map:
 //! - [`spec`]: InferenceService / ServingRuntime types, the one YAML module, validation,
-//!   quantities, durations, annotations and normalisation. Pure: no I/O but reading the
-//!   bytes it is handed.
+//!   quantities, durations, annotations and normalisation. Pure.
 //! - [`config`]: the daemon configuration and its documented defaults.
-//! - [`watch`]: the folder watcher (notify + periodic resync).
-//! - [`api`]: the management API (axum).
-//! - [`cli`]: one file per command.
+//! - [`watch`]: the folder watcher (notify + periodic resync) and the catalog it publishes.
+//! - [`runtime`]: the container runtime trait, its Docker implementation, and the pure
+//!   conversion from a component to a container.
+//! - [`reconcile`]: revisions, the pure rollout plan, probes, and the loop that carries it out.
+//! - [`store`]: the embedded store (revision history).
+//! - [`gpu`], [`scheduler`]: the GPU inventory and placement (in progress).
+//! - [`api`]: the management API; [`cli`]: one file per command.
 
 pub mod api;
 pub mod cli;
@@ -18,6 +22,7 @@ pub mod config;
 pub mod gpu;
 pub mod reconcile;
 pub mod runtime;
+pub mod scheduler;
 pub mod spec;
 pub mod store;
 pub mod watch;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod config;
 mod get;
+mod gpus;
 mod logs;
 mod serve;
 mod validate;
@@ -19,7 +20,8 @@ mod validate;
     about = "KServe + Knative Serving for one GPU machine: serves a folder of InferenceService YAML",
     long_about = "gantry watches a folder of KServe InferenceService YAML (the files you would \
                   `kubectl apply` to a KServe cluster), validates and normalises them exactly as \
-                  KServe and Knative would, and keeps their desired state current.\n\n\
+                  KServe and Knative would, and runs each one as supervised Docker containers with \
+                  Knative-style revisions.\n\n\
                   Start the daemon with `gantry serve --dir DIR`, then ask it with `gantry get isvc`."
 )]
 pub struct Cli {
@@ -42,6 +44,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// The daemon's configuration.
     Config(config::ConfigArgs),
+    /// The GPUs NVML (or `--gpus-file`) reports, with their classes; needs no daemon.
+    Gpus(gpus::GpusArgs),
 }
 
 /// `-o` for commands that print objects.
@@ -74,6 +78,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => logs::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Config(args) => config::run(args),
+        Command::Gpus(args) => gpus::run(args),
     };
     match result {
         Ok(code) => code,
