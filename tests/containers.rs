@@ -9,9 +9,10 @@
 
 mod support;
 
-use std::net::TcpListener;
+use support::daemon::{condition, docker, ready_replicas, wait_for, Daemon};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -35,112 +36,6 @@ fn engine_and_image_ready() -> bool {
         eprintln!("SKIPPED: {why}");
     }
     ok
-}
-
-struct Daemon {
-    child: Child,
-    api: String,
-}
-
-impl Daemon {
-    fn start(dir: &Path, state: &Path) -> Daemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let api = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(state.with_extension(format!("{port}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["serve", "--api", &api])
-            .arg("--dir")
-            .arg(dir)
-            .arg("--state-dir")
-            .arg(state)
-            .env_remove("GANTRY_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Daemon { child, api }
-    }
-
-    fn stop(mut self) {
-        // SIGTERM: the daemon leaves its containers running for the next start to adopt.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-
-    fn service(&self, name: &str) -> Option<Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["get", "isvc", name, "--api", &self.api, "-o", "json"])
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits for `condition` on the service's API view, with a deadline.
-fn wait_for(
-    d: &Daemon,
-    name: &str,
-    what: &str,
-    secs: u64,
-    condition: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        if let Some(v) = d.service(name) {
-            if condition(&v) {
-                return v;
-            }
-            last = v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "timed out after {secs}s waiting for {what}; last view:\n{}",
-        serde_json::to_string_pretty(&last["status"]).unwrap()
-    );
-}
-
-fn ready_replicas(v: &Value) -> Vec<(String, u16, String)> {
-    v["status"]["replicas"]
-        .as_array()
-        .map(|rs| {
-            rs.iter()
-                .filter(|r| r["ready"] == true)
-                .map(|r| {
-                    (
-                        r["revision"].as_str().unwrap_or_default().to_string(),
-                        r["hostPort"].as_u64().unwrap_or_default() as u16,
-                        r["containerId"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn condition(v: &Value, kind: &str) -> (String, String) {
-    let c = v["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind).cloned())
-        .unwrap_or(Value::Null);
-    (
-        c["status"].as_str().unwrap_or_default().to_string(),
-        c["message"].as_str().unwrap_or_default().to_string(),
-    )
 }
 
 /// A `:predict` call to a replica's published port; the model server's answer.
@@ -195,11 +90,6 @@ spec:
 
 fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/iris")
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

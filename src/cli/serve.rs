@@ -14,8 +14,10 @@ use std::sync::Arc;
 use crate::api::logs::LogSource;
 use crate::api::{router, ApiState};
 use crate::config::{Config, Overrides};
+use crate::gpu::{GpuProbe, Inventory, NvmlProbe, StaticProbe};
 use crate::reconcile::executor::{RuntimeStatus, Settings};
 use crate::runtime::docker::Docker;
+use crate::scheduler::{self, Host};
 use crate::spec::catalog::LoadOptions;
 use crate::store::Store;
 use crate::watch::{FolderState, WatchSettings};
@@ -39,6 +41,12 @@ pub struct ServeArgs {
     /// Watch and validate only: start no containers and need no Docker engine.
     #[arg(long, env = "GANTRY_NO_CONTAINERS")]
     no_containers: bool,
+    /// Read the GPU inventory from this file instead of NVML (machines without GPUs, tests).
+    #[arg(long, env = "GANTRY_GPUS_FILE", conflicts_with = "nvml_lib")]
+    gpus_file: Option<PathBuf>,
+    /// Load this NVML library instead of `libnvidia-ml.so.1`.
+    #[arg(long, env = "GANTRY_NVML_LIB")]
+    nvml_lib: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -63,7 +71,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, !args.no_containers))?;
+    let gpus = GpuSource {
+        file: args.gpus_file,
+        nvml_lib: args.nvml_lib,
+    };
+    runtime.block_on(serve(config, (!args.no_containers).then_some(gpus)))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -93,9 +105,77 @@ fn init_tracing(json: bool) {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM; with `containers`, the reconciler runs the
+/// Where the GPU inventory comes from.
+#[derive(Debug, Clone, Default)]
+pub struct GpuSource {
+    pub file: Option<PathBuf>,
+    pub nvml_lib: Option<PathBuf>,
+}
+
+/// How often the GPU inventory is read again.
+const GPU_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Polls the GPU probe on its own thread (NVML calls block), publishing each inventory.
+fn gpu_inventory(source: &GpuSource) -> anyhow::Result<watch::Receiver<Inventory>> {
+    let probe: Box<dyn GpuProbe> = match &source.file {
+        Some(file) => Box::new(StaticProbe::from_file(file).map_err(|diagnostics| {
+            anyhow::anyhow!(diagnostics
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })?),
+        None => Box::new(NvmlProbe::new(source.nvml_lib.as_deref())),
+    };
+    let first = probe.snapshot();
+    info!(gpus = first.gpus.len(), source = %first.source, "GPU inventory");
+    let (publish, inventory) = watch::channel(first);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(GPU_POLL);
+        if publish.send_if_modified(|old| {
+            let new = probe.snapshot();
+            let changed = old
+                .gpus
+                .iter()
+                .map(|g| &g.uuid)
+                .ne(new.gpus.iter().map(|g| &g.uuid));
+            *old = new;
+            changed
+        }) {
+            info!("the GPU inventory changed");
+        }
+        if publish.is_closed() {
+            return;
+        }
+    });
+    Ok(inventory)
+}
+
+/// This machine as a scheduling target: its hostname label and its cpu and memory.
+fn this_host() -> Host {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<i64>().ok())
+        })
+        .map_or(i64::MAX, |kib| kib * 1024);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    Host {
+        labels: [(scheduler::HOSTNAME_LABEL.to_string(), hostname)].into(),
+        allocatable_cpu_millis: cpus * 1000,
+        allocatable_memory_bytes: memory,
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM; with a GPU source, the reconciler runs the
 /// services on the Docker engine.
-pub async fn serve(config: Config, containers: bool) -> anyhow::Result<()> {
+pub async fn serve(config: Config, containers: Option<GpuSource>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
@@ -117,7 +197,7 @@ pub async fn serve(config: Config, containers: bool) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let watcher = tokio::spawn(crate::watch::run(settings, publish, stopped.clone()));
 
-    let (runtime_status, logs) = if containers {
+    let (runtime_status, logs) = if let Some(gpu_source) = containers {
         let docker = Arc::new(Docker::connect(None).await?);
         info!(
             engine = docker.host(),
@@ -130,6 +210,9 @@ pub async fn serve(config: Config, containers: bool) -> anyhow::Result<()> {
             policy: config.security_policy(),
             shm_size_bytes: config.shm_size_bytes(),
             instance: instance_of(&config.state_dir),
+            gpus: gpu_inventory(&gpu_source)?,
+            host: this_host(),
+            gpu_classes: Default::default(),
         };
         tokio::spawn(crate::reconcile::executor::run(
             docker.clone(),

@@ -13,10 +13,12 @@ use super::plan::{
     component_status, conditions, new_revisions, plan, Action, ComponentId, ComponentStatus,
     Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, BACKOFF_RESET_AFTER,
 };
+use crate::gpu::{class_for, Inventory};
 use crate::runtime::convert::{container_spec, ConvertContext, SecurityPolicy};
 use crate::runtime::{
     labels, ContainerEvents, ContainerInfo, ContainerRuntime, ContainerState, RuntimeSignal,
 };
+use crate::scheduler::{self, Allocation, Host};
 use crate::spec::catalog::Catalog;
 use crate::store::{RevisionRecord, Store};
 use crate::watch::FolderState;
@@ -29,6 +31,12 @@ pub struct Settings {
     /// Which daemon owns a container (label `gantry.dev/instance`): daemons with different
     /// state directories never touch each other's containers.
     pub instance: String,
+    /// The GPUs the probe sees (updated by the daemon's polling thread).
+    pub gpus: watch::Receiver<Inventory>,
+    /// The machine as a scheduling target: its labels and allocatable cpu and memory.
+    pub host: Host,
+    /// NVML name → GPU class overrides.
+    pub gpu_classes: BTreeMap<String, String>,
 }
 
 /// One replica as the API shows it.
@@ -103,6 +111,10 @@ struct Shared {
     failures: Mutex<BTreeMap<(String, u32), CreateFailure>>,
     creating: Mutex<std::collections::BTreeSet<(String, u32)>>,
     stopping: Mutex<std::collections::BTreeSet<String>>,
+    /// Replicas that cannot be placed yet, with the scheduler's reason.
+    pending: Mutex<BTreeMap<(String, u32), String>>,
+    /// Resources placed for replicas being created (no container to read them from yet).
+    reserved: Mutex<BTreeMap<(String, u32), Allocation>>,
     events: Mutex<Vec<Event>>,
     wake: Notify,
     epoch: Instant,
@@ -154,6 +166,8 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
         failures: Mutex::new(BTreeMap::new()),
         creating: Mutex::new(Default::default()),
         stopping: Mutex::new(Default::default()),
+        pending: Mutex::new(BTreeMap::new()),
+        reserved: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
         wake: Notify::new(),
         epoch: Instant::now(),
@@ -255,6 +269,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     // What is in flight is read before listing: a creation that finishes in between is then
     // either in the list or still marked as creating, never neither.
     let creating = shared.creating.lock().unwrap().clone();
+    let reserved: Vec<Allocation> = shared.reserved.lock().unwrap().values().cloned().collect();
     let stopping = shared.stopping.lock().unwrap().clone();
     let containers = match runtime.list().await {
         Ok(c) => c
@@ -275,11 +290,36 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     let mut observed = observe(&containers, shared, runtime, client, first_pass).await;
     observed.creating = creating;
     observed.stopping = stopping;
+    observed.pending = shared.pending.lock().unwrap().clone();
     let now = shared.now();
     let decided = plan(&revisions, &desired, &observed, now);
+    let mut allocations = allocations_of(&containers);
+    allocations.extend(reserved);
+    let inventory = settings.gpus.borrow().clone();
     for action in decided.actions {
+        let placed = match &action {
+            Action::Create { revision, replica } => {
+                match place(
+                    settings,
+                    &inventory,
+                    &allocations,
+                    &revisions,
+                    revision,
+                    *replica,
+                    shared,
+                ) {
+                    Some(allocation) => {
+                        allocations.push(allocation.clone());
+                        Some(allocation)
+                    }
+                    None => continue,
+                }
+            }
+            _ => None,
+        };
         execute(
             action,
+            placed,
             runtime,
             settings,
             catalog,
@@ -634,8 +674,10 @@ async fn prober<R: ContainerRuntime + ContainerEvents>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn execute<R: ContainerRuntime + ContainerEvents>(
     action: Action,
+    placed: Option<Allocation>,
     runtime: &Arc<R>,
     settings: &Settings,
     catalog: &Arc<Catalog>,
@@ -648,19 +690,31 @@ fn execute<R: ContainerRuntime + ContainerEvents>(
             let Some(record) = revisions.iter().find(|r| r.name == revision).cloned() else {
                 return;
             };
+            let Some(allocation) = placed else { return };
+            let key = (revision.clone(), replica);
+            shared.creating.lock().unwrap().insert(key.clone());
             shared
-                .creating
+                .reserved
                 .lock()
                 .unwrap()
-                .insert((revision.clone(), replica));
+                .insert(key, allocation.clone());
             let runtime = runtime.clone();
             let shared = shared.clone();
             let settings = settings.clone();
             let catalog = catalog.clone();
             tokio::spawn(async move {
-                let result =
-                    create(&*runtime, &settings, &catalog, &record, replica, &shared).await;
+                let result = create(
+                    &*runtime,
+                    &settings,
+                    &catalog,
+                    &record,
+                    replica,
+                    &allocation,
+                    &shared,
+                )
+                .await;
                 let key = (revision.clone(), replica);
+                shared.reserved.lock().unwrap().remove(&key);
                 match result {
                     Ok(()) => {
                         shared.failures.lock().unwrap().remove(&key);
@@ -743,12 +797,14 @@ fn execute<R: ContainerRuntime + ContainerEvents>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn create<R: ContainerRuntime>(
     runtime: &R,
     settings: &Settings,
     catalog: &Catalog,
     record: &RevisionRecord,
     replica: u32,
+    allocation: &Allocation,
     shared: &Shared,
 ) -> Result<(), String> {
     let ctx = ConvertContext {
@@ -760,7 +816,7 @@ async fn create<R: ContainerRuntime>(
         objects: &catalog.objects,
         policy: &settings.policy,
         shm_size_bytes: settings.shm_size_bytes,
-        gpu_uuids: &[],
+        gpu_uuids: &allocation.gpu_uuids,
     };
     let mut spec = container_spec(&record.component_spec, &ctx).map_err(|errors| {
         errors
@@ -785,6 +841,16 @@ async fn create<R: ContainerRuntime>(
     );
     spec.labels
         .insert(labels::INSTANCE.into(), settings.instance.clone());
+    spec.labels
+        .insert(labels::GPUS.into(), allocation.gpu_uuids.join(","));
+    spec.labels.insert(
+        labels::CPU_REQUEST.into(),
+        allocation.cpu_millis.to_string(),
+    );
+    spec.labels.insert(
+        labels::MEMORY_REQUEST.into(),
+        allocation.memory_bytes.to_string(),
+    );
     // Two daemons (two state directories) may serve services of the same name.
     spec.name = format!("{}-{}", spec.name, settings.instance);
     for m in &spec.mounts {
@@ -835,4 +901,76 @@ async fn create<R: ContainerRuntime>(
         format!("started replica {replica} of {}", record.name),
     );
     Ok(())
+}
+
+/// What the replicas that exist hold, read back from their labels (so a daemon restart never
+/// hands a GPU out twice).
+fn allocations_of(containers: &[ContainerInfo]) -> Vec<Allocation> {
+    containers
+        .iter()
+        .map(|c| {
+            let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            Allocation {
+                owner: c.name.clone(),
+                gpu_uuids: get(labels::GPUS)
+                    .split(',')
+                    .filter(|u| !u.is_empty())
+                    .map(String::from)
+                    .collect(),
+                cpu_millis: get(labels::CPU_REQUEST).parse().unwrap_or(0),
+                memory_bytes: get(labels::MEMORY_REQUEST).parse().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+/// Places one replica; `None` (and a pending reason) when it does not fit now.
+fn place(
+    settings: &Settings,
+    inventory: &Inventory,
+    allocations: &[Allocation],
+    revisions: &[RevisionRecord],
+    revision: &str,
+    replica: u32,
+    shared: &Shared,
+) -> Option<Allocation> {
+    let record = revisions.iter().find(|r| r.name == revision)?;
+    let template = &record.component_spec.template;
+    let request =
+        scheduler::Request::from_resources(&template.container.resources, &template.placement);
+    let mut host = settings.host.clone();
+    host.labels = scheduler::machine_labels(&settings.host.labels, inventory);
+    let candidates = scheduler::candidates(inventory, &host.labels, |g| {
+        class_for(&g.name, g.memory_bytes, &settings.gpu_classes)
+    });
+    let key = (revision.to_string(), replica);
+    match scheduler::place(&candidates, &host, allocations, &request) {
+        Ok(decision) => {
+            shared.pending.lock().unwrap().remove(&key);
+            Some(Allocation {
+                owner: format!(
+                    "{}/{}/{revision}/{replica}",
+                    record.namespace, record.service
+                ),
+                gpu_uuids: decision.gpu_uuids,
+                cpu_millis: request.cpu_millis,
+                memory_bytes: request.memory_bytes,
+            })
+        }
+        Err(unschedulable) => {
+            let reason = unschedulable.reason;
+            let changed =
+                shared.pending.lock().unwrap().insert(key, reason.clone()) != Some(reason.clone());
+            if changed {
+                shared.event(
+                    &record.namespace,
+                    &record.service,
+                    true,
+                    "FailedScheduling",
+                    format!("replica {replica} of {revision}: {reason}"),
+                );
+            }
+            None
+        }
+    }
 }

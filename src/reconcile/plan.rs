@@ -129,6 +129,8 @@ pub struct Observed {
     pub stopping: BTreeSet<String>,
     /// Last creation failure per `(revision, replica)`.
     pub failures: BTreeMap<(String, u32), CreateFailure>,
+    /// Replicas the scheduler cannot place yet, with its reason.
+    pub pending: BTreeMap<(String, u32), String>,
 }
 
 /// What the executor must do.
@@ -377,6 +379,19 @@ fn not_ready_reason(
     let serving = latest_ready
         .map(|r| format!("; revision {r} keeps serving"))
         .unwrap_or_default();
+    if let Some(reason) = observed
+        .pending
+        .iter()
+        .find(|((rev, _), _)| rev == latest)
+        .map(|(_, r)| r)
+    {
+        return (
+            Some("Unschedulable".into()),
+            Some(format!(
+                "revision {latest} cannot be placed: {reason}{serving}"
+            )),
+        );
+    }
     if let Some(f) = observed
         .failures
         .iter()

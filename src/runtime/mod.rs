@@ -30,6 +30,12 @@ pub mod labels {
     pub const SPEC_HASH: &str = "gantry.dev/spec-hash";
     /// The replica's probes (JSON), so that an adopted container is probed as it was created.
     pub const PROBES: &str = "gantry.dev/probes";
+    /// The GPUs assigned to it, by UUID, comma-separated: allocations are recovered from
+    /// these after a daemon restart, so no GPU is handed out twice.
+    pub const GPUS: &str = "gantry.dev/gpus";
+    /// Its cpu request (millicores) and memory request (bytes), for the scheduler's accounting.
+    pub const CPU_REQUEST: &str = "gantry.dev/cpu-request-millis";
+    pub const MEMORY_REQUEST: &str = "gantry.dev/memory-request-bytes";
     /// The daemon that owns it (a digest of its state directory).
     pub const INSTANCE: &str = "gantry.dev/instance";
     /// Seconds between SIGTERM and SIGKILL when gantry stops it.

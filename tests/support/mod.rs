@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+pub mod daemon;
+
 use gantry::spec::catalog::{next_catalog, parse_file, Catalog, LoadOptions};
 
 /// Loads YAML texts as if they were the files of one folder.

@@ -1,0 +1,125 @@
+//! A `gantry serve` child process for end-to-end tests, and what they ask of its API.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Daemon {
+    child: Child,
+    pub api: String,
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, state: &Path) -> Daemon {
+        Daemon::start_with(dir, state, &[])
+    }
+
+    /// With extra `serve` arguments (`--gpus-file F`, ...).
+    pub fn start_with(dir: &Path, state: &Path, extra: &[&str]) -> Daemon {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(state.with_extension(format!("{port}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["serve", "--api", &api])
+            .args(extra)
+            .arg("--dir")
+            .arg(dir)
+            .arg("--state-dir")
+            .arg(state)
+            .env_remove("GANTRY_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon { child, api }
+    }
+
+    pub fn stop(mut self) {
+        // SIGTERM: the daemon leaves its containers running for the next start to adopt.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn service(&self, name: &str) -> Option<Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["get", "isvc", name, "--api", &self.api, "-o", "json"])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `condition` on the service's API view, with a deadline.
+pub fn wait_for(
+    d: &Daemon,
+    name: &str,
+    what: &str,
+    secs: u64,
+    condition: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Some(v) = d.service(name) {
+            if condition(&v) {
+                return v;
+            }
+            last = v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "timed out after {secs}s waiting for {what}; last view:\n{}",
+        serde_json::to_string_pretty(&last["status"]).unwrap()
+    );
+}
+
+pub fn ready_replicas(v: &Value) -> Vec<(String, u16, String)> {
+    v["status"]["replicas"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| r["ready"] == true)
+                .map(|r| {
+                    (
+                        r["revision"].as_str().unwrap_or_default().to_string(),
+                        r["hostPort"].as_u64().unwrap_or_default() as u16,
+                        r["containerId"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn condition(v: &Value, kind: &str) -> (String, String) {
+    let c = v["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind).cloned())
+        .unwrap_or(Value::Null);
+    (
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
