@@ -51,6 +51,9 @@ pub struct ReplicaView {
     pub host_port: Option<u16>,
     pub restarts: u32,
     pub last_exit: Option<ExitInfo>,
+    /// The GPUs it holds, by UUID.
+    #[serde(default)]
+    pub gpus: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,6 +363,11 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             host_port: c.host_port,
             restarts: sup.restarts,
             last_exit: sup.last_exit.clone(),
+            gpus: c
+                .labels
+                .get(labels::GPUS)
+                .map(|g| g.split(',').filter(|u| !u.is_empty()).map(String::from).collect())
+                .unwrap_or_default(),
         });
     }
     drop(supervision);
