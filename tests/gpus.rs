@@ -158,3 +158,87 @@ fn gpu_replicas_get_exactly_their_gpus() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_one_gpu_workstation_swaps_revisions_and_rolls_back_a_failed_one() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(engine) = runtime.block_on(docker_support::engine()) else {
+        return;
+    };
+    runtime.block_on(docker_support::ensure_test_image(&engine));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    let gpus_file = tmp.path().join("gpus.yaml");
+    std::fs::write(
+        &gpus_file,
+        "gpus:\n- {uuid: GPU-only-one, name: NVIDIA RTX A6000, memory: 48Gi}\n",
+    )
+    .unwrap();
+    let name = format!("swap-{}", std::process::id());
+    let file = dir.join("s.yaml");
+    let args = ["--gpus-file", gpus_file.to_str().unwrap()];
+    let d = Daemon::start_with(&dir, &tmp.path().join("state"), &args);
+
+    std::fs::write(&file, service(&name, "RTX_A6000", 1)).unwrap();
+    wait_for(&d, &name, "revision 00001 ready", 60, |v| {
+        condition(v, "Ready").0 == "True"
+    });
+
+    // A new revision needs the only GPU: the old replica makes room, the new one takes it.
+    std::fs::write(
+        &file,
+        service(&name, "RTX_A6000", 1).replace("'8080']", "'8080', -v]"),
+    )
+    .unwrap();
+    let v = wait_for(&d, &name, "revision 00002 ready", 60, |v| {
+        condition(v, "Ready").0 == "True"
+            && ready_replicas(v).iter().all(|r| r.0.ends_with("-00002"))
+    });
+    assert_eq!(visible_devices(&ready_replicas(&v)[0].2), "GPU-only-one");
+
+    // A revision that never becomes ready (its image does not exist): back to 00002.
+    std::fs::write(
+        &file,
+        service(&name, "RTX_A6000", 1).replace(
+            docker_support::TEST_IMAGE,
+            "gantry-test-busybox:no-such-tag",
+        ),
+    )
+    .unwrap();
+    let events = |v: &serde_json::Value, needle: &str| {
+        v["status"]["events"].as_array().map_or(0, |es| {
+            es.iter()
+                .filter(|e| e["message"].as_str().is_some_and(|m| m.contains(needle)))
+                .count()
+        })
+    };
+    let started_00002 = format!("started replica 0 of {name}-predictor-00002");
+    let v = wait_for(
+        &d,
+        &name,
+        "00002 started again after 00003 failed",
+        60,
+        |v| {
+            events(v, &format!("{name}-predictor-00003 replica 0")) >= 1
+                && events(v, &started_00002) >= 2
+                && ready_replicas(v).iter().any(|r| r.0.ends_with("-00002"))
+        },
+    );
+    assert_eq!(visible_devices(&ready_replicas(&v)[0].2), "GPU-only-one");
+
+    std::fs::remove_file(&file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gantry.dev/inferenceservice={name}"),
+    ])
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "containers left behind");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

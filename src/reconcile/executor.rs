@@ -11,7 +11,8 @@ use tracing::{info, warn};
 
 use super::plan::{
     component_status, conditions, new_revisions, plan, Action, ComponentId, ComponentStatus,
-    Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, BACKOFF_RESET_AFTER,
+    Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, Pending,
+    BACKOFF_RESET_AFTER,
 };
 use crate::gpu::{class_for, Inventory};
 use crate::runtime::convert::{container_spec, ConvertContext, SecurityPolicy};
@@ -115,7 +116,9 @@ struct Shared {
     creating: Mutex<std::collections::BTreeSet<(String, u32)>>,
     stopping: Mutex<std::collections::BTreeSet<String>>,
     /// Replicas that cannot be placed yet, with the scheduler's reason.
-    pending: Mutex<BTreeMap<(String, u32), String>>,
+    pending: Mutex<BTreeMap<(String, u32), Pending>>,
+    /// Revisions that have had a ready replica since the daemon started.
+    ever_ready: Mutex<std::collections::BTreeSet<String>>,
     /// Resources placed for replicas being created (no container to read them from yet).
     reserved: Mutex<BTreeMap<(String, u32), Allocation>>,
     events: Mutex<Vec<Event>>,
@@ -170,6 +173,7 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
         creating: Mutex::new(Default::default()),
         stopping: Mutex::new(Default::default()),
         pending: Mutex::new(BTreeMap::new()),
+        ever_ready: Mutex::new(Default::default()),
         reserved: Mutex::new(BTreeMap::new()),
         events: Mutex::new(Vec::new()),
         wake: Notify::new(),
@@ -294,6 +298,17 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     observed.creating = creating;
     observed.stopping = stopping;
     observed.pending = shared.pending.lock().unwrap().clone();
+    {
+        let mut ever_ready = shared.ever_ready.lock().unwrap();
+        ever_ready.extend(
+            observed
+                .replicas
+                .iter()
+                .filter(|r| r.ready)
+                .map(|r| r.revision.clone()),
+        );
+        observed.ever_ready = ever_ready.clone();
+    }
     let now = shared.now();
     let decided = plan(&revisions, &desired, &observed, now);
     let mut allocations = allocations_of(&containers);
@@ -366,7 +381,12 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             gpus: c
                 .labels
                 .get(labels::GPUS)
-                .map(|g| g.split(',').filter(|u| !u.is_empty()).map(String::from).collect())
+                .map(|g| {
+                    g.split(',')
+                        .filter(|u| !u.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
         });
     }
@@ -919,7 +939,15 @@ fn allocations_of(containers: &[ContainerInfo]) -> Vec<Allocation> {
         .map(|c| {
             let get = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
             Allocation {
-                owner: c.name.clone(),
+                owner: [
+                    labels::NAMESPACE,
+                    labels::SERVICE,
+                    labels::COMPONENT,
+                    labels::REVISION,
+                    labels::REPLICA,
+                ]
+                .map(get)
+                .join("/"),
                 gpu_uuids: get(labels::GPUS)
                     .split(',')
                     .filter(|u| !u.is_empty())
@@ -957,8 +985,8 @@ fn place(
             shared.pending.lock().unwrap().remove(&key);
             Some(Allocation {
                 owner: format!(
-                    "{}/{}/{revision}/{replica}",
-                    record.namespace, record.service
+                    "{}/{}/{}/{revision}/{replica}",
+                    record.namespace, record.service, record.component
                 ),
                 gpu_uuids: decision.gpu_uuids,
                 cpu_millis: request.cpu_millis,
@@ -967,8 +995,25 @@ fn place(
         }
         Err(unschedulable) => {
             let reason = unschedulable.reason;
+            // Would it fit if the component's older revisions gave back what they hold?
+            let component = format!(
+                "{}/{}/{}/",
+                record.namespace, record.service, record.component
+            );
+            let this_revision = format!("{component}{revision}/");
+            let others: Vec<Allocation> = allocations
+                .iter()
+                .filter(|a| !a.owner.starts_with(&component) || a.owner.starts_with(&this_revision))
+                .cloned()
+                .collect();
+            let swap = others.len() < allocations.len()
+                && scheduler::place(&candidates, &host, &others, &request).is_ok();
+            let pending = Pending {
+                reason: reason.clone(),
+                swap,
+            };
             let changed =
-                shared.pending.lock().unwrap().insert(key, reason.clone()) != Some(reason.clone());
+                shared.pending.lock().unwrap().insert(key, pending.clone()) != Some(pending);
             if changed {
                 shared.event(
                     &record.namespace,

@@ -129,8 +129,20 @@ pub struct Observed {
     pub stopping: BTreeSet<String>,
     /// Last creation failure per `(revision, replica)`.
     pub failures: BTreeMap<(String, u32), CreateFailure>,
-    /// Replicas the scheduler cannot place yet, with its reason.
-    pub pending: BTreeMap<(String, u32), String>,
+    /// Replicas the scheduler cannot place yet.
+    pub pending: BTreeMap<(String, u32), Pending>,
+    /// Revisions that have had a ready replica since the daemon started.
+    pub ever_ready: BTreeSet<String>,
+}
+
+/// A replica the scheduler cannot place now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The scheduler's reason, in Kubernetes' words.
+    pub reason: String,
+    /// It would fit if the component's older revisions gave back what they hold (a one-GPU
+    /// workstation): the old replicas are stopped to make room (DESIGN.md, "GPUs are scarce").
+    pub swap: bool,
 }
 
 /// What the executor must do.
@@ -191,9 +203,36 @@ pub fn plan(
     }
 
     for (id, entry) in &desired_ids {
-        let Some(target) = latest.get(id) else {
+        let Some(newest) = latest.get(id) else {
             continue;
         };
+        let live = |r: &&ObservedReplica| {
+            ComponentId::eq(&r.component, id) && !observed.stopping.contains(&r.container_id)
+        };
+        // A swap that failed is rolled back: the newest revision never became ready, nothing
+        // older runs any more (it was stopped to make room), and an older revision exists.
+        let failed = |rev: &str| {
+            !observed.ever_ready.contains(rev)
+                && (observed.failures.keys().any(|(r, _)| r == rev)
+                    || observed
+                        .replicas
+                        .iter()
+                        .any(|r| r.revision == rev && r.restarts > 0 && !r.ready))
+        };
+        let older_running = observed
+            .replicas
+            .iter()
+            .filter(live)
+            .any(|r| r.revision != newest.name);
+        let previous = revisions
+            .iter()
+            .filter(|r| ComponentId::of(r) == **id && r.number < newest.number && !failed(&r.name))
+            .max_by_key(|r| r.number);
+        let rolled_back = match previous {
+            Some(p) if failed(&newest.name) && !older_running => Some(p),
+            _ => None,
+        };
+        let target = rolled_back.unwrap_or(newest);
         let want = fixed_replicas(&entry.component);
         let mine: Vec<&ObservedReplica> = observed
             .replicas
@@ -226,6 +265,12 @@ pub fn plan(
         }
         let target_ready = mine.iter().filter(|r| r.ready && r.replica < want).count() as u32;
         let rolled_out = target_ready >= want;
+        let swap = (0..want).any(|i| {
+            observed
+                .pending
+                .get(&(target.name.clone(), i))
+                .is_some_and(|p| p.swap)
+        });
 
         for r in observed.replicas.iter().filter(|r| {
             ComponentId::eq(&r.component, id) && !observed.stopping.contains(&r.container_id)
@@ -245,6 +290,26 @@ pub fn plan(
                 out.actions.push(Action::Retire {
                     container_id: r.container_id.clone(),
                     reason: format!("scaled to {want} replicas"),
+                });
+                continue;
+            }
+            if !is_target && rolled_back.is_some() {
+                out.actions.push(Action::Retire {
+                    container_id: r.container_id.clone(),
+                    reason: format!(
+                        "revision {} never became ready: rolling back to {}",
+                        r.revision, target.name
+                    ),
+                });
+                continue;
+            }
+            if !is_target && swap {
+                out.actions.push(Action::Retire {
+                    container_id: r.container_id.clone(),
+                    reason: format!(
+                        "making room: revision {} needs what this replica holds",
+                        target.name
+                    ),
                 });
                 continue;
             }
@@ -383,7 +448,7 @@ fn not_ready_reason(
         .pending
         .iter()
         .find(|((rev, _), _)| rev == latest)
-        .map(|(_, r)| r)
+        .map(|(_, p)| &p.reason)
     {
         return (
             Some("Unschedulable".into()),
@@ -700,6 +765,83 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_new_revision_that_needs_the_old_ones_gpu_swaps_and_rolls_back_if_it_fails() {
+        let desired = [entry("img:2", 1)];
+        let mut revisions = new_revisions(&[], &[entry("img:1", 1)], 1);
+        revisions.extend(new_revisions(&revisions, &desired, 2));
+        let (old, new) = ("iris-predictor-00001", "iris-predictor-00002");
+        let pending = |swap| {
+            BTreeMap::from([(
+                (new.to_string(), 0),
+                Pending {
+                    reason: "0/1 GPUs available: 1 is allocated.".into(),
+                    swap,
+                },
+            )])
+        };
+        // The old replica holds the only GPU: it makes room.
+        let observed = keyed(
+            Observed {
+                replicas: vec![replica(old, 0, ContainerState::Running, true)],
+                pending: pending(true),
+                ..Default::default()
+            },
+            &revisions,
+        );
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [
+                create(new, 0),
+                retire(
+                    "iris-predictor-00001-0",
+                    "making room: revision iris-predictor-00002 needs what this replica holds"
+                )
+            ]
+        );
+        // Not when freeing it would not help.
+        let observed = keyed(
+            Observed {
+                replicas: vec![replica(old, 0, ContainerState::Running, true)],
+                pending: pending(false),
+                ..Default::default()
+            },
+            &revisions,
+        );
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [create(new, 0)]
+        );
+        // The new revision never becomes ready and nothing older runs: back to the old one.
+        let mut crashing = replica(new, 0, ContainerState::Exited, false);
+        crashing.restarts = 1;
+        crashing.exited_at = Some(T0);
+        let observed = keyed(
+            Observed {
+                replicas: vec![crashing],
+                ..Default::default()
+            },
+            &revisions,
+        );
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [create(old, 0), retire("iris-predictor-00002-0", "revision iris-predictor-00002 never became ready: rolling back to iris-predictor-00001")]
+        );
+        // A revision that was ready once is not rolled back when a replica crashes later.
+        let mut crashing = replica(new, 0, ContainerState::Exited, false);
+        crashing.restarts = 1;
+        crashing.exited_at = Some(T0);
+        let mut observed = keyed(
+            Observed {
+                replicas: vec![crashing],
+                ..Default::default()
+            },
+            &revisions,
+        );
+        observed.ever_ready.insert(new.into());
+        assert!(plan(&revisions, &desired, &observed, T0).actions.is_empty());
     }
 
     #[test]
