@@ -11,6 +11,7 @@
 //! the setting. [`defaults_yaml`] prints the defaults as a commented file for users to copy
 //! (`gantry config defaults`); a test parses it back, so the documentation cannot drift.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -67,6 +68,17 @@ pub struct Config {
     pub allow_host_network: bool,
     /// Whether `hostPath` volumes are honoured (otherwise refused).
     pub allow_host_path: bool,
+    /// NVML name (exact) → `gpu.nvidia.com/class`, overriding gantry's own mapping
+    /// ([`crate::gpu::class_for`]).
+    pub gpu_classes: BTreeMap<String, String>,
+    /// Labels of the machine, as a node's (`topology.kubernetes.io/region: LAS1`), laid over
+    /// the ones gantry finds itself (`kubernetes.io/hostname`, `gantry.dev/cpu-model`).
+    pub host_labels: BTreeMap<String, String>,
+    /// Cpu kept back from replicas (a Kubernetes quantity: `2`, `500m`), as a kubelet's
+    /// `system-reserved`: the scheduler's allocatable cpu is the machine's minus this.
+    pub reserved_cpu: String,
+    /// Memory kept back from replicas (a Kubernetes quantity: `4Gi`).
+    pub reserved_memory: String,
     /// The daemon-wide autoscaler defaults (Knative `config-autoscaler` keys).
     pub autoscaling: AutoscalingDefaults,
 }
@@ -77,6 +89,16 @@ const DEFAULT_DEBOUNCE: &str = "50ms";
 const DEFAULT_RESYNC_INTERVAL: &str = "30s";
 /// Built-in value of `shm-size`.
 const DEFAULT_SHM_SIZE: &str = "1Gi";
+/// Built-in value of `reserved-cpu` and `reserved-memory`: nothing kept back.
+const DEFAULT_RESERVED: &str = "0";
+/// Labels that are facts of each GPU or of the machine's GPU count: gantry sets them, so
+/// `host-labels` may not.
+const GPU_LABELS: [&str; 4] = [
+    crate::scheduler::CLASS_LABEL,
+    crate::scheduler::MODEL_LABEL,
+    crate::scheduler::VRAM_LABEL,
+    crate::scheduler::COUNT_LABEL,
+];
 
 impl Default for Config {
     /// The built-in defaults. `state-dir` depends on the user and the environment
@@ -96,6 +118,10 @@ impl Default for Config {
             allow_privileged: false,
             allow_host_network: false,
             allow_host_path: false,
+            gpu_classes: BTreeMap::new(),
+            host_labels: BTreeMap::new(),
+            reserved_cpu: DEFAULT_RESERVED.into(),
+            reserved_memory: DEFAULT_RESERVED.into(),
             autoscaling: AutoscalingDefaults::default(),
         }
     }
@@ -181,7 +207,7 @@ impl Config {
             .into_iter()
             .map(|d| {
                 let position = match (docs.first(), &d.field) {
-                    (Some(doc), Some(field)) => doc.position(&FieldPath::parse(field)),
+                    (Some(doc), Some(field)) => doc.position(&setting_path(field)),
                     _ => None,
                 };
                 d.at(position).in_file(file)
@@ -258,6 +284,64 @@ impl Config {
         if let Err(message) = positive_quantity("shm-size", &self.shm_size) {
             problems.push(Diagnostic::error(message).at_field("shm-size"));
         }
+        for (key, value) in [
+            ("reserved-cpu", &self.reserved_cpu),
+            ("reserved-memory", &self.reserved_memory),
+        ] {
+            if let Err(message) = non_negative_quantity(key, value) {
+                problems.push(Diagnostic::error(message).at_field(key));
+            }
+        }
+        for (name, class) in &self.gpu_classes {
+            let field = format!("gpu-classes.{name}");
+            if name.trim().is_empty() || name.trim() != name {
+                problems.push(
+                    Diagnostic::error(format!(
+                        "Invalid value: \"{name}\": an NVML name, exactly as \
+                         `gantry gpus` shows it, without spaces around it"
+                    ))
+                    .at_field(field.clone()),
+                );
+            }
+            let problem = if class.is_empty() {
+                Some("must not be empty".to_string())
+            } else {
+                label_value_problem(class)
+            };
+            if let Some(problem) = problem {
+                problems.push(
+                    Diagnostic::error(format!(
+                        "gpu-classes.{name}: Invalid value: \"{class}\": {problem}"
+                    ))
+                    .at_field(field),
+                );
+            }
+        }
+        for (key, value) in &self.host_labels {
+            let field = format!("host-labels.{key}");
+            if let Some(problem) = label_key_problem(key) {
+                problems.push(
+                    Diagnostic::error(format!("Invalid value: \"{key}\": {problem}"))
+                        .at_field(field.clone()),
+                );
+            } else if GPU_LABELS.contains(&key.as_str()) {
+                problems.push(
+                    Diagnostic::error(
+                        "Forbidden: set by gantry from each GPU (use gpu-classes to rename \
+                         a class)",
+                    )
+                    .at_field(field.clone()),
+                );
+            }
+            if let Some(problem) = label_value_problem(value) {
+                problems.push(
+                    Diagnostic::error(format!(
+                        "host-labels.{key}: Invalid value: \"{value}\": {problem}"
+                    ))
+                    .at_field(field),
+                );
+            }
+        }
         let keys = autoscaling_keys();
         for message in validate_defaults(&self.autoscaling) {
             let field = match setting_named_in(&message, &keys) {
@@ -293,6 +377,17 @@ impl Config {
             .unwrap_or_default()
     }
 
+    /// `reserved-cpu` in millicores (0 for a value that does not parse: a configuration that
+    /// passed [`Config::validate`] always has one).
+    pub fn reserved_cpu_millis(&self) -> i64 {
+        non_negative_quantity("", &self.reserved_cpu).map_or(0, |q| q.milli_value())
+    }
+
+    /// `reserved-memory` in bytes (same fallback as [`Config::reserved_cpu_millis`]).
+    pub fn reserved_memory_bytes(&self) -> i64 {
+        non_negative_quantity("", &self.reserved_memory).map_or(0, |q| q.value())
+    }
+
     /// What containers may do: `allow-privileged`, `allow-host-network`, `allow-host-path`.
     pub fn security_policy(&self) -> SecurityPolicy {
         SecurityPolicy {
@@ -300,6 +395,20 @@ impl Config {
             allow_host_network: self.allow_host_network,
             allow_host_path: self.allow_host_path,
         }
+    }
+}
+
+/// The settings whose keys are free text (NVML names, label keys with dots and slashes).
+const MAP_SETTINGS: [&str; 2] = ["gpu-classes", "host-labels"];
+
+/// A diagnostic's field as a path into the file: `host-labels.topology.kubernetes.io/region`
+/// is the key `topology.kubernetes.io/region` of `host-labels`, not four nested keys.
+fn setting_path(field: &str) -> FieldPath {
+    match field.split_once('.') {
+        Some((setting, key)) if MAP_SETTINGS.contains(&setting) => {
+            FieldPath::root().key(setting).key(key)
+        }
+        _ => FieldPath::parse(field),
     }
 }
 
@@ -407,6 +516,73 @@ fn positive_quantity(key: &str, value: &str) -> Result<i64, String> {
         Ok(q) => Err(format!("{key} must be positive, was: {q}")),
         Err(e) => Err(format!("failed to parse \"{key}\": {e}")),
     }
+}
+
+/// A Kubernetes quantity that is zero or more, or the message that names `key` and says why
+/// not.
+fn non_negative_quantity(key: &str, value: &str) -> Result<Quantity, String> {
+    match Quantity::parse(value) {
+        Ok(q) if q.nano_value() >= 0 => Ok(q),
+        Ok(q) => Err(format!("{key} must not be negative, was: {q}")),
+        Err(e) => Err(format!("failed to parse \"{key}\": {e}")),
+    }
+}
+
+/// Kubernetes' rule for a label value (`IsValidLabelValue`), with its text.
+fn label_value_problem(value: &str) -> Option<String> {
+    if value.len() > 63 {
+        return Some("must be no more than 63 characters".into());
+    }
+    let valid = value.is_empty()
+        || (value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()));
+    (!valid).then(|| {
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' \
+         or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or \
+         'my_value',  or '12345', regex used for validation is \
+         '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+            .to_string()
+    })
+}
+
+/// Kubernetes' rule for a label key (`IsQualifiedName`: an optional DNS subdomain prefix and
+/// `/`, then a name), with its text.
+fn label_key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if let Some(problem) = dns_subdomain_problem(prefix) {
+            return Some(format!(
+                "prefix part {}",
+                problem.trim_start_matches(&format!("Invalid value: \"{prefix}\": "))
+            ));
+        }
+    }
+    if name.is_empty() {
+        return Some("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    let valid = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    (!valid).then(|| {
+        "name part must consist of alphanumeric characters, '-', '_' or '.', and must start \
+         and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or \
+         '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            .to_string()
+    })
 }
 
 fn duration_or(value: &str, default: &str) -> Duration {
@@ -527,6 +703,26 @@ fn comment(key: &str) -> Option<&'static str> {
             "Whether hostPath volumes are honoured (bind mounts of host folders).\n\
              false refuses such services with a reason."
         }
+        "gpu-classes" => {
+            "NVML name (exactly as `gantry gpus` shows it) -> the GPU's\n\
+             gpu.nvidia.com/class, overriding gantry's own mapping, e.g.\n\
+             {\"NVIDIA H200\": H200_NVLINK_141GB}. Classes are label values."
+        }
+        "host-labels" => {
+            "Labels of this machine, matched by nodeSelector and node affinity like a\n\
+             node's, e.g. {topology.kubernetes.io/region: LAS1}. They are laid over the\n\
+             ones gantry sets itself (kubernetes.io/hostname, gantry.dev/cpu-model);\n\
+             the gpu.nvidia.com/* labels come from each GPU and cannot be set here."
+        }
+        "reserved-cpu" => {
+            "Cpu kept back from replicas for the system and gantry (a Kubernetes\n\
+             quantity: \"2\", 500m), as a kubelet's system-reserved: replicas may\n\
+             request the machine's cpus minus this."
+        }
+        "reserved-memory" => {
+            "Memory kept back from replicas (a Kubernetes quantity: 4Gi): replicas\n\
+             may request the machine's memory (MemTotal) minus this."
+        }
         "autoscaling" => {
             "Autoscaler defaults for every service (Knative `config-autoscaler`\n\
                           keys; GPU-tuned values). Services override them with\n\
@@ -612,6 +808,18 @@ fn render_mapping(out: &mut String, settings: &serde_yaml::Mapping, indent: &str
             out.push_str(&format!("{indent}# {}\n", line.trim()));
         }
         match value {
+            // Free-form maps: their keys are data, not settings with comments of their own.
+            Value::Mapping(inner) if MAP_SETTINGS.contains(&key) => {
+                if inner.is_empty() {
+                    out.push_str(&format!("{indent}{key}: {{}}\n"));
+                } else {
+                    out.push_str(&format!("{indent}{key}:\n"));
+                    let text = serde_yaml::to_string(inner).unwrap_or_default();
+                    for line in text.lines() {
+                        out.push_str(&format!("{indent}  {line}\n"));
+                    }
+                }
+            }
             Value::Mapping(inner) => {
                 out.push_str(&format!("{indent}{key}:\n"));
                 render_mapping(out, inner, &format!("{indent}  "));
@@ -664,9 +872,125 @@ mod tests {
         config.allow_host_path = true;
         config.autoscaling.max_scale_down_rate = 2.5;
         config.autoscaling.stable_window = "1m".into();
+        config.gpu_classes = BTreeMap::from([
+            ("NVIDIA H200".into(), "H200_NVLINK_141GB".into()),
+            ("Tesla V100-SXM2-16GB".into(), "1".into()),
+        ]);
+        config.host_labels = BTreeMap::from([
+            ("topology.kubernetes.io/region".into(), "LAS1".into()),
+            ("example.com/rack".into(), "007".into()),
+            ("plain".into(), "".into()),
+        ]);
+        config.reserved_cpu = "1500m".into();
+        config.reserved_memory = "4Gi".into();
         assert_eq!(
             Config::from_yaml(&config.to_yaml(), "c.yaml").unwrap(),
             config
+        );
+    }
+
+    #[test]
+    fn gpu_and_host_settings() {
+        let config = Config::from_yaml(
+            "gpu-classes:\n  NVIDIA H200: H200_NVLINK_141GB\n\
+             host-labels:\n  topology.kubernetes.io/region: LAS1\n\
+             reserved-cpu: 500m\nreserved-memory: 2Gi\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.gpu_classes["NVIDIA H200"], "H200_NVLINK_141GB");
+        assert_eq!(config.host_labels["topology.kubernetes.io/region"], "LAS1");
+        assert_eq!(config.reserved_cpu_millis(), 500);
+        assert_eq!(config.reserved_memory_bytes(), 2 << 30);
+        let defaults = Config::default();
+        assert_eq!(
+            (
+                defaults.reserved_cpu_millis(),
+                defaults.reserved_memory_bytes()
+            ),
+            (0, 0)
+        );
+        assert_eq!(
+            Config::from_yaml("reserved-cpu: \"2\"\n", "c.yaml")
+                .unwrap()
+                .reserved_cpu_millis(),
+            2000
+        );
+
+        let check = |text: &str, expected: &[&str]| assert_eq!(errors(text), expected, "{text}");
+        check(
+            "reserved-cpu: \"-1\"\n",
+            &["gantry.yaml:1:1: error: reserved-cpu must not be negative, was: -1"],
+        );
+        check(
+            "reserved-memory: lots\n",
+            &[
+                "gantry.yaml:1:1: error: failed to parse \"reserved-memory\": quantities must \
+               match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            ],
+        );
+        // Problems point at the key, dots and slashes included.
+        check(
+            "host-labels:\n  a: b\n  topology.kubernetes.io/region: Las Vegas\n",
+            &[
+                "gantry.yaml:3:3: error: host-labels.topology.kubernetes.io/region: Invalid \
+               value: \"Las Vegas\": a valid label must be an empty string or consist of \
+               alphanumeric characters, '-', '_' or '.', and must start and end with an \
+               alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used \
+               for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
+            ],
+        );
+        check(
+            "host-labels:\n  Example.com/rack: r1\n",
+            &[
+                "gantry.yaml:2:3: error: host-labels.Example.com/rack: Invalid value: \"Example.com/rack\": prefix \
+               part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric \
+               characters, '-' or '.', and must start and end with an alphanumeric character \
+               (e.g. 'example.com', regex used for validation is \
+               '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            ],
+        );
+        let name = errors("host-labels:\n  rack!: r1\n");
+        assert!(
+            name[0].starts_with(
+                "gantry.yaml:2:3: error: host-labels.rack!: Invalid value: \"rack!\": name part must \
+                 consist of"
+            ),
+            "{name:?}"
+        );
+        check(
+            "host-labels:\n  gpu.nvidia.com/class: A40\n",
+            &[
+                "gantry.yaml:2:3: error: host-labels.gpu.nvidia.com/class: Forbidden: set by gantry \
+               from each GPU (use gpu-classes to rename a class)",
+            ],
+        );
+        check(
+            "gpu-classes:\n  NVIDIA A40: \"\"\n",
+            &[
+                "gantry.yaml:2:3: error: gpu-classes.NVIDIA A40: Invalid value: \"\": must not be \
+               empty",
+            ],
+        );
+        let class = errors("gpu-classes:\n  NVIDIA A40: A40 (PCIe)\n");
+        assert!(
+            class[0].starts_with(
+                "gantry.yaml:2:3: error: gpu-classes.NVIDIA A40: Invalid value: \"A40 (PCIe)\": \
+                 a valid label must be"
+            ),
+            "{class:?}"
+        );
+        check(
+            "gpu-classes:\n  ' NVIDIA A40': A40\n",
+            &[
+                "gantry.yaml:2:3: error: gpu-classes. NVIDIA A40: Invalid value: \" NVIDIA A40\": an NVML \
+               name, exactly as `gantry gpus` shows it, without spaces around it",
+            ],
+        );
+        check(
+            "host-labels:\n  region: 1\n",
+            &["gantry.yaml:2:3: error: host-labels.region: invalid type: integer `1`, expected a \
+               string"],
         );
     }
 

@@ -196,3 +196,105 @@ fn serve_get_and_describe() {
     let health = gantry(&["get", "isvc", "--api", "127.0.0.1:1"]);
     assert!(String::from_utf8_lossy(&health.stderr).contains("cannot reach the gantry daemon"));
 }
+
+/// Four fake GPUs of two classes, as `--gpus-file` reads them.
+const FOUR_GPUS: &str = "gpus:
+- {uuid: GPU-a40-0, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:17:00.0'}
+- {uuid: GPU-a40-1, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:31:00.0'}
+- {uuid: GPU-a6000-0, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:b1:00.0'}
+- {uuid: GPU-a6000-1, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:ca:00.0'}
+";
+
+/// The GPU inventory is read without containers too: `get gpus` lists it, with classes (one
+/// renamed by the config's `gpu-classes`) and labels (the config's `host-labels` included),
+/// and nothing holding them.
+#[test]
+fn get_gpus_lists_the_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let services = dir.path().join("services");
+    std::fs::create_dir(&services).unwrap();
+    let gpus = dir.path().join("gpus.yaml");
+    std::fs::write(&gpus, FOUR_GPUS).unwrap();
+    let config = dir.path().join("gantry.yaml");
+    std::fs::write(
+        &config,
+        "gpu-classes:\n  NVIDIA RTX A6000: A6000_lab\n\
+         host-labels:\n  topology.kubernetes.io/region: LAS1\n\
+         reserved-cpu: 500m\nreserved-memory: 1Gi\n",
+    )
+    .unwrap();
+    let api = format!("127.0.0.1:{}", free_port());
+    let _daemon = Serve(
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["serve", "--no-containers", "--api", &api])
+            .arg("--dir")
+            .arg(&services)
+            .arg("--gpus-file")
+            .arg(&gpus)
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut listed = serde_json::Value::Null;
+    wait_until("the API to list the GPUs", || {
+        let o = gantry(&["get", "gpus", "--api", &api, "-o", "json"]);
+        o.status.success() && {
+            listed = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            true
+        }
+    });
+    let items = listed.as_array().expect("a list of GPUs");
+    let classes: Vec<(&str, &str)> = items
+        .iter()
+        .map(|g| (g["uuid"].as_str().unwrap(), g["class"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            ("GPU-a40-0", "A40"),
+            ("GPU-a40-1", "A40"),
+            ("GPU-a6000-0", "A6000_lab"),
+            ("GPU-a6000-1", "A6000_lab"),
+        ]
+    );
+    for g in items {
+        let labels = &g["labels"];
+        assert_eq!(labels["gpu.nvidia.com/class"], g["class"], "{g}");
+        assert_eq!(labels["gpu.nvidia.com/vram"], "48", "{g}");
+        assert_eq!(labels["gpu.nvidia.com/count"], "4", "{g}");
+        assert_eq!(labels["topology.kubernetes.io/region"], "LAS1", "{g}");
+        assert!(labels["kubernetes.io/hostname"].is_string(), "{g}");
+        assert_eq!(g["memoryBytes"], 48i64 << 30, "{g}");
+        assert!(g.get("heldBy").is_none(), "{g}");
+    }
+    assert_eq!(
+        items[2]["labels"]["gpu.nvidia.com/model"],
+        "NVIDIA-RTX-A6000"
+    );
+
+    let table = stdout(&gantry(&["get", "gpus", "--api", &api]));
+    assert_eq!(
+        table.lines().next(),
+        Some("UUID          CLASS       MEMORY   UTIL   HELD BY"),
+        "{table}"
+    );
+    assert!(
+        table.contains("GPU-a6000-1   A6000_lab   48Gi     -      -"),
+        "{table}"
+    );
+
+    let one = gantry(&["get", "gpu", "GPU-a40-1", "--api", &api, "-o", "yaml"]);
+    assert!(stdout(&one).contains("uuid: GPU-a40-1"), "{}", stdout(&one));
+    let missing = gantry(&["get", "gpus", "GPU-nope", "--api", &api]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("gpus \"GPU-nope\" not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

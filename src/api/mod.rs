@@ -1,6 +1,8 @@
-//! The management API (axum, loopback by default): health, and the InferenceServices with
-//! their source file, normalised spec and validation errors.
+//! The management API (axum, loopback by default): health, the InferenceServices with
+//! their source file, normalised spec and validation errors, and the GPUs with the replica
+//! holding each.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -11,6 +13,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::gpu::{class_for, Gpu, Inventory, Labels};
 use crate::reconcile::executor::{RuntimeStatus, ServiceStatus};
 use crate::spec::catalog::ServiceEntry;
 use crate::spec::diagnostic::Diagnostic;
@@ -30,6 +33,13 @@ pub struct ApiState {
     pub logs: Option<Arc<dyn logs::LogSource>>,
     pub domain: String,
     pub dir: String,
+    /// The GPU inventory the probe publishes (`None`: the daemon reads none).
+    pub gpus: Option<watch::Receiver<Inventory>>,
+    /// The host's labels, which every GPU's labels start from (config `host-labels` over
+    /// the ones gantry finds).
+    pub host_labels: Labels,
+    /// NVML name → class overrides (config `gpu-classes`).
+    pub gpu_classes: BTreeMap<String, String>,
 }
 
 /// One InferenceService as the API shows it.
@@ -66,6 +76,84 @@ pub struct ServiceList {
     pub file_diagnostics: Vec<Diagnostic>,
     pub folder: String,
     pub folder_present: bool,
+}
+
+/// One GPU as `GET /api/v1/gpus` shows it: what the probe reports, its class and labels as
+/// the scheduler matches them, and the replica holding it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuView {
+    #[serde(flatten)]
+    pub gpu: Gpu,
+    /// `gpu.nvidia.com/class`.
+    pub class: String,
+    /// Its own labels merged with the host's (what `nodeSelector` and node affinity see).
+    pub labels: Labels,
+    /// The replica holding it; absent when it is free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<GpuHolder>,
+}
+
+/// A replica that holds a GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuHolder {
+    pub namespace: String,
+    pub service: String,
+    pub revision: String,
+    pub replica: u32,
+    pub ready: bool,
+}
+
+/// The GPU list answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuList {
+    pub items: Vec<GpuView>,
+    /// Where the inventory comes from: `nvml`, `nvml:<library>`, `file:<path>`, or
+    /// `none: <reason>`.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_version: Option<String>,
+}
+
+/// Every GPU of `inventory`, in its order, with its class, its labels (merged with
+/// `host_labels` as the scheduler merges them) and the replica of `runtime` that holds it.
+pub fn gpu_list(
+    inventory: &Inventory,
+    host_labels: &Labels,
+    classes: &BTreeMap<String, String>,
+    runtime: Option<&RuntimeStatus>,
+) -> GpuList {
+    let mut holders: BTreeMap<&str, GpuHolder> = BTreeMap::new();
+    for ((namespace, service), status) in runtime.map(|r| &r.services).into_iter().flatten() {
+        for replica in &status.replicas {
+            for uuid in &replica.gpus {
+                holders.entry(uuid).or_insert_with(|| GpuHolder {
+                    namespace: namespace.clone(),
+                    service: service.clone(),
+                    revision: replica.revision.clone(),
+                    replica: replica.replica,
+                    ready: replica.ready,
+                });
+            }
+        }
+    }
+    let class_of = |g: &Gpu| class_for(&g.name, g.memory_bytes, classes);
+    let items = crate::scheduler::candidates(inventory, host_labels, class_of)
+        .into_iter()
+        .map(|candidate| GpuView {
+            class: class_of(&candidate.gpu),
+            held_by: holders.get(candidate.gpu.uuid.as_str()).cloned(),
+            labels: candidate.labels,
+            gpu: candidate.gpu,
+        })
+        .collect();
+    GpuList {
+        items,
+        source: inventory.source.clone(),
+        driver_version: inventory.driver_version.clone(),
+    }
 }
 
 /// An error answer, JSON like the rest.
@@ -114,6 +202,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/namespaces/{namespace}/inferenceservices/{name}/logs",
             get(logs::logs),
         )
+        .route("/api/v1/gpus", get(list_gpus))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -173,6 +262,20 @@ pub fn without_nulls<T: Serialize>(value: &T) -> serde_json::Value {
     json
 }
 
+async fn list_gpus(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let inventory = match &state.gpus {
+        Some(gpus) => gpus.borrow().clone(),
+        None => Inventory::none("the daemon reads no GPU inventory"),
+    };
+    let runtime = state.runtime.as_ref().map(|r| r.borrow().clone());
+    compact(&gpu_list(
+        &inventory,
+        &state.host_labels,
+        &state.gpu_classes,
+        runtime.as_ref(),
+    ))
+}
+
 async fn list_all(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     compact(&list(&state, None))
 }
@@ -204,5 +307,109 @@ async fn get_one(
             }),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::executor::ReplicaView;
+    use crate::runtime::ContainerState;
+
+    fn gpu(uuid: &str, name: &str, bus: &str) -> Gpu {
+        Gpu {
+            uuid: uuid.into(),
+            name: name.into(),
+            memory_bytes: 48 << 30,
+            pci_bus_id: Some(bus.into()),
+            numa_node: None,
+            memory_used_bytes: None,
+            utilization_percent: Some(7),
+            temperature_celsius: None,
+            power_milliwatts: None,
+        }
+    }
+
+    fn replica(revision: &str, replica: u32, gpus: &[&str]) -> ReplicaView {
+        ReplicaView {
+            revision: revision.into(),
+            replica,
+            container_id: "c0ffee".into(),
+            state: ContainerState::Running,
+            ready: true,
+            host_port: None,
+            restarts: 0,
+            last_exit: None,
+            gpus: gpus.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn gpus_with_classes_labels_and_holders() {
+        let inventory = Inventory {
+            gpus: vec![
+                gpu("GPU-a", "NVIDIA A40", "0000:17:00.0"),
+                gpu("GPU-b", "NVIDIA A40", "0000:31:00.0"),
+                gpu("GPU-c", "NVIDIA RTX A6000", "0000:b1:00.0"),
+            ],
+            source: "file:gpus.yaml".into(),
+            driver_version: None,
+        };
+        let host = Labels::from([
+            ("kubernetes.io/hostname".into(), "box".into()),
+            ("topology.kubernetes.io/region".into(), "LAS1".into()),
+        ]);
+        let classes = BTreeMap::from([("NVIDIA RTX A6000".into(), "A6000_custom".into())]);
+        let mut runtime = RuntimeStatus::default();
+        runtime.services.insert(
+            ("default".into(), "llm".into()),
+            ServiceStatus {
+                replicas: vec![replica("llm-predictor-00001", 0, &["GPU-b", "GPU-c"])],
+                ..ServiceStatus::default()
+            },
+        );
+        runtime.services.insert(
+            ("team".into(), "cpu".into()),
+            ServiceStatus {
+                replicas: vec![replica("cpu-predictor-00002", 1, &[])],
+                ..ServiceStatus::default()
+            },
+        );
+        let list = gpu_list(&inventory, &host, &classes, Some(&runtime));
+        assert_eq!(list.source, "file:gpus.yaml");
+        let names: Vec<&str> = list.items.iter().map(|g| g.class.as_str()).collect();
+        assert_eq!(names, ["A40", "A40", "A6000_custom"]);
+        let first = &list.items[0];
+        assert_eq!(first.held_by, None);
+        assert_eq!(first.labels["gpu.nvidia.com/class"], "A40");
+        assert_eq!(first.labels["gpu.nvidia.com/model"], "NVIDIA-A40");
+        assert_eq!(first.labels["gpu.nvidia.com/vram"], "48");
+        assert_eq!(first.labels["gpu.nvidia.com/count"], "3");
+        assert_eq!(first.labels["topology.kubernetes.io/region"], "LAS1");
+        let holder = GpuHolder {
+            namespace: "default".into(),
+            service: "llm".into(),
+            revision: "llm-predictor-00001".into(),
+            replica: 0,
+            ready: true,
+        };
+        assert_eq!(list.items[1].held_by.as_ref(), Some(&holder));
+        assert_eq!(list.items[2].held_by.as_ref(), Some(&holder));
+
+        // Without containers: the inventory, nobody holding anything.
+        let list = gpu_list(&inventory, &host, &BTreeMap::new(), None);
+        assert!(list.items.iter().all(|g| g.held_by.is_none()));
+        assert_eq!(list.items[2].class, "RTX_A6000");
+
+        // The JSON the CLI reads back: the GPU's fields flattened, no nulls.
+        let json = without_nulls(&gpu_list(&inventory, &host, &classes, Some(&runtime)));
+        let item = &json["items"][1];
+        assert_eq!(item["uuid"], "GPU-b");
+        assert_eq!(item["memoryBytes"], 48i64 << 30);
+        assert_eq!(item["utilizationPercent"], 7);
+        assert_eq!(item["heldBy"]["revision"], "llm-predictor-00001");
+        assert!(json["items"][0].get("heldBy").is_none());
+        let back: GpuList = serde_json::from_value(json).unwrap();
+        assert_eq!(back, gpu_list(&inventory, &host, &classes, Some(&runtime)));
     }
 }

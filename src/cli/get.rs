@@ -1,4 +1,5 @@
-//! `gantry get isvc` and `gantry describe isvc NAME`: kubectl-like views of the daemon's API.
+//! `gantry get isvc`, `gantry get gpus` and `gantry describe isvc NAME`: kubectl-like views of
+//! the daemon's API.
 
 use std::process::ExitCode;
 
@@ -6,15 +7,15 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::{ApiArgs, Output, Resource};
-use crate::api::{ApiError, ServiceList, ServiceView};
+use crate::api::{ApiError, GpuList, GpuView, ServiceList, ServiceView};
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// What to list: `isvc` (InferenceServices).
+    /// What to list: `isvc` (InferenceServices) or `gpus`.
     resource: Resource,
-    /// One service by name.
+    /// One service by name (one GPU by UUID).
     name: Option<String>,
-    /// Only this namespace (default: all namespaces).
+    /// Only this namespace (default: all namespaces; GPUs have none).
     #[arg(short, long)]
     namespace: Option<String>,
     /// Print JSON or YAML instead of a table.
@@ -74,7 +75,9 @@ fn print_as<T: serde::Serialize>(value: &T, output: Output) -> anyhow::Result<()
 }
 
 pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
-    let Resource::Isvc = args.resource;
+    if args.resource == Resource::Gpus {
+        return get_gpus(&args);
+    }
     let items: Vec<ServiceView> = match &args.name {
         Some(name) => {
             let ns = args.namespace.as_deref().unwrap_or("default");
@@ -167,8 +170,87 @@ pub fn table(items: &[ServiceView]) -> String {
     out
 }
 
+/// `gantry get gpus [UUID]`: like a node list, GPUs belong to no namespace.
+fn get_gpus(args: &GetArgs) -> anyhow::Result<ExitCode> {
+    let list: GpuList = fetch(&args.api, "/api/v1/gpus")?;
+    let items: Vec<GpuView> = match &args.name {
+        Some(uuid) => {
+            let Some(one) = list.items.into_iter().find(|g| &g.gpu.uuid == uuid) else {
+                bail!("gpus \"{uuid}\" not found (source: {})", list.source);
+            };
+            vec![one]
+        }
+        None => list.items,
+    };
+    if let Some(output) = args.output {
+        match (&args.name, items.first()) {
+            (Some(_), Some(one)) => print_as(one, output)?,
+            _ => print_as(&items, output)?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if items.is_empty() {
+        eprintln!("No GPUs found ({}).", list.source);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", gpu_table(&items));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `UUID  CLASS  MEMORY  UTIL  HELD BY`, kubectl-style.
+pub fn gpu_table(items: &[GpuView]) -> String {
+    const COLUMNS: [&str; 5] = ["UUID", "CLASS", "MEMORY", "UTIL", "HELD BY"];
+    let mut rows = vec![COLUMNS.map(String::from)];
+    for g in items {
+        rows.push([
+            g.gpu.uuid.clone(),
+            g.class.clone(),
+            binary_quantity(g.gpu.memory_bytes),
+            g.gpu
+                .utilization_percent
+                .map_or_else(|| "-".into(), |u| format!("{u}%")),
+            g.held_by.as_ref().map_or_else(
+                || "-".into(),
+                |h| {
+                    format!(
+                        "{}/{} {} #{}",
+                        h.namespace, h.service, h.revision, h.replica
+                    )
+                },
+            ),
+        ]);
+    }
+    let widths: Vec<usize> = (0..COLUMNS.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Bytes as the largest exact binary quantity (`48Gi`, `46068Mi`), as `gantry gpus` prints
+/// them.
+fn binary_quantity(bytes: i64) -> String {
+    for (shift, suffix) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
+        if bytes != 0 && bytes % (1i64 << shift) == 0 {
+            return format!("{}{suffix}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 pub fn run_describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
-    let Resource::Isvc = args.resource;
+    if args.resource != Resource::Isvc {
+        bail!("`describe` shows InferenceServices only (`describe isvc NAME`); `gantry get gpus -o yaml` shows every GPU in full");
+    }
     let view: ServiceView = fetch(
         &args.api,
         &format!(
@@ -363,4 +445,51 @@ fn capitalise(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::GpuHolder;
+    use crate::gpu::Gpu;
+
+    fn view(uuid: &str, class: &str, util: Option<u32>, held: Option<GpuHolder>) -> GpuView {
+        GpuView {
+            gpu: Gpu {
+                uuid: uuid.into(),
+                name: "NVIDIA A40".into(),
+                memory_bytes: 46068 << 20,
+                pci_bus_id: None,
+                numa_node: None,
+                memory_used_bytes: None,
+                utilization_percent: util,
+                temperature_celsius: None,
+                power_milliwatts: None,
+            },
+            class: class.into(),
+            labels: Default::default(),
+            held_by: held,
+        }
+    }
+
+    #[test]
+    fn gpu_table_names_the_holder() {
+        let holder = GpuHolder {
+            namespace: "default".into(),
+            service: "llm".into(),
+            revision: "llm-predictor-00002".into(),
+            replica: 1,
+            ready: true,
+        };
+        let table = gpu_table(&[
+            view("GPU-a40-0", "A40", Some(93), Some(holder)),
+            view("GPU-a40-1", "A40", None, None),
+        ]);
+        assert_eq!(
+            table,
+            "UUID        CLASS   MEMORY    UTIL   HELD BY\n\
+             GPU-a40-0   A40     46068Mi   93%    default/llm llm-predictor-00002 #1\n\
+             GPU-a40-1   A40     46068Mi   -      -\n"
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: watch a folder and serve the management API.
     Serve(serve::ServeArgs),
-    /// List InferenceServices (`gantry get isvc [NAME]`).
+    /// List InferenceServices (`gantry get isvc [NAME]`) or the daemon's GPUs (`gantry get gpus`).
     Get(get::GetArgs),
     /// Show one InferenceService in detail (`gantry describe isvc NAME`).
     Describe(get::DescribeArgs),
@@ -63,11 +63,15 @@ pub struct ApiArgs {
     pub api: SocketAddr,
 }
 
-/// The resource argument of `get` / `describe`: kubectl's names for InferenceServices.
+/// The resource argument of `get` / `describe`: kubectl's names for InferenceServices, and
+/// the machine's GPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Resource {
     #[value(name = "isvc", alias = "inferenceservice", alias = "inferenceservices")]
     Isvc,
+    /// The GPUs the daemon sees, with the replica holding each (`get` only).
+    #[value(name = "gpus", alias = "gpu")]
+    Gpus,
 }
 
 pub fn run(cli: Cli) -> ExitCode {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::api::logs::LogSource;
 use crate::api::{router, ApiState};
 use crate::config::{Config, Overrides};
-use crate::gpu::{GpuProbe, Inventory, NvmlProbe, StaticProbe};
+use crate::gpu::{GpuProbe, Inventory, Labels, NvmlProbe, StaticProbe};
 use crate::reconcile::executor::{RuntimeStatus, Settings};
 use crate::runtime::docker::Docker;
 use crate::scheduler::{self, Host};
@@ -75,7 +75,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         file: args.gpus_file,
         nvml_lib: args.nvml_lib,
     };
-    runtime.block_on(serve(config, (!args.no_containers).then_some(gpus)))?;
+    runtime.block_on(serve(config, gpus, !args.no_containers))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -151,8 +151,12 @@ fn gpu_inventory(source: &GpuSource) -> anyhow::Result<watch::Receiver<Inventory
     Ok(inventory)
 }
 
-/// This machine as a scheduling target: its hostname label and its cpu and memory.
-fn this_host() -> Host {
+/// The host label gantry derives from `/proc/cpuinfo`: the CPU's model name as a label value.
+pub const CPU_MODEL_LABEL: &str = "gantry.dev/cpu-model";
+
+/// This machine as a scheduling target: its labels ([`host_labels`]) and its cpu and memory
+/// less the configured reservation.
+fn this_host(config: &Config) -> Host {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -162,20 +166,69 @@ fn this_host() -> Host {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kib| kib.parse::<i64>().ok())
         })
-        .map_or(i64::MAX, |kib| kib * 1024);
+        .map_or(i64::MAX, |kib| kib.saturating_mul(1024));
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let (allocatable_cpu_millis, allocatable_memory_bytes) = scheduler::allocatable(
+        cpus.saturating_mul(1000),
+        memory,
+        config.reserved_cpu_millis(),
+        config.reserved_memory_bytes(),
+    );
     Host {
-        labels: [(scheduler::HOSTNAME_LABEL.to_string(), hostname)].into(),
-        allocatable_cpu_millis: cpus * 1000,
-        allocatable_memory_bytes: memory,
+        labels: host_labels(&hostname, &cpuinfo, &config.host_labels),
+        allocatable_cpu_millis,
+        allocatable_memory_bytes,
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM; with a GPU source, the reconciler runs the
-/// services on the Docker engine.
-pub async fn serve(config: Config, containers: Option<GpuSource>) -> anyhow::Result<()> {
+/// The host's labels: `kubernetes.io/hostname` (the hostname in lower case, as the kubelet
+/// names its node) and `gantry.dev/cpu-model` ([`cpu_model`]), with the config's
+/// `host-labels` laid over them.
+pub fn host_labels(hostname: &str, cpuinfo: &str, configured: &Labels) -> Labels {
+    let mut labels = Labels::new();
+    let hostname = scheduler::label_value(&hostname.trim().to_lowercase());
+    if !hostname.is_empty() {
+        labels.insert(scheduler::HOSTNAME_LABEL.to_string(), hostname);
+    }
+    if let Some(model) = cpu_model(cpuinfo) {
+        labels.insert(CPU_MODEL_LABEL.to_string(), model);
+    }
+    labels.extend(configured.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels
+}
+
+/// The first `model name` of `/proc/cpuinfo` as a label value: the trademark marks and the
+/// `@` dropped, every other run of characters a label value cannot hold turned into one `-`
+/// (`Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz` → `Intel-Xeon-Gold-6248R-CPU-3.00GHz`,
+/// `AMD EPYC 7763 64-Core Processor` → `AMD-EPYC-7763-64-Core-Processor`). `None` where the
+/// kernel reports no model name (most ARM machines).
+pub fn cpu_model(cpuinfo: &str) -> Option<String> {
+    let name = cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim())
+    })?;
+    let mut text = name.to_string();
+    for mark in ["(R)", "(r)", "(TM)", "(tm)"] {
+        text = text.replace(mark, " ");
+    }
+    let words: Vec<&str> = text.split_whitespace().filter(|w| *w != "@").collect();
+    let value = scheduler::label_value(&words.join(" "));
+    let mut collapsed = String::with_capacity(value.len());
+    for c in value.chars() {
+        if !(c == '-' && collapsed.ends_with('-')) {
+            collapsed.push(c);
+        }
+    }
+    (!collapsed.is_empty()).then_some(collapsed)
+}
+
+/// Runs the daemon until SIGINT or SIGTERM. The GPU inventory is read in both modes (so
+/// `gantry get gpus` answers without containers too); with `containers`, the reconciler runs
+/// the services on the Docker engine.
+pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir).with_context(|| {
         format!(
             "cannot create the state directory {}",
@@ -197,7 +250,15 @@ pub async fn serve(config: Config, containers: Option<GpuSource>) -> anyhow::Res
     let (stop, stopped) = watch::channel(false);
     let watcher = tokio::spawn(crate::watch::run(settings, publish, stopped.clone()));
 
-    let (runtime_status, logs) = if let Some(gpu_source) = containers {
+    let gpus = gpu_inventory(&gpu_source)?;
+    let host = this_host(&config);
+    info!(
+        labels = ?host.labels,
+        allocatable_cpu_millis = host.allocatable_cpu_millis,
+        allocatable_memory_bytes = host.allocatable_memory_bytes,
+        "this host"
+    );
+    let (runtime_status, logs) = if containers {
         let docker = Arc::new(Docker::connect(None).await?);
         info!(
             engine = docker.host(),
@@ -210,9 +271,9 @@ pub async fn serve(config: Config, containers: Option<GpuSource>) -> anyhow::Res
             policy: config.security_policy(),
             shm_size_bytes: config.shm_size_bytes(),
             instance: instance_of(&config.state_dir),
-            gpus: gpu_inventory(&gpu_source)?,
-            host: this_host(),
-            gpu_classes: Default::default(),
+            gpus: gpus.clone(),
+            host: host.clone(),
+            gpu_classes: config.gpu_classes.clone(),
         };
         tokio::spawn(crate::reconcile::executor::run(
             docker.clone(),
@@ -243,6 +304,9 @@ pub async fn serve(config: Config, containers: Option<GpuSource>) -> anyhow::Res
         logs,
         domain: config.domain.clone(),
         dir: config.dir.display().to_string(),
+        gpus: Some(gpus),
+        host_labels: host.labels,
+        gpu_classes: config.gpu_classes.clone(),
     });
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -275,4 +339,59 @@ fn instance_of(state_dir: &std::path::Path) -> String {
     let path = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
     let digest = Sha256::digest(path.display().to_string().as_bytes());
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_models_are_label_values() {
+        for (cpuinfo, expected) in [
+            (
+                "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz\n",
+                Some("Intel-Xeon-Gold-6248R-CPU-3.00GHz"),
+            ),
+            (
+                "model name\t: AMD EPYC 7763 64-Core Processor\nmodel name\t: other\n",
+                Some("AMD-EPYC-7763-64-Core-Processor"),
+            ),
+            (
+                "model name\t: 13th Gen Intel(R) Core(TM) i9-13900K\n",
+                Some("13th-Gen-Intel-Core-i9-13900K"),
+            ),
+            ("model name\t: Weird / CPU, (v2) _\n", Some("Weird-CPU-v2")),
+            ("processor\t: 0\nCPU part\t: 0xd0c\n", None),
+            ("model name\t: (R)\n", None),
+            ("", None),
+        ] {
+            assert_eq!(cpu_model(cpuinfo).as_deref(), expected, "{cpuinfo:?}");
+        }
+        let long = format!("model name : {}", "X".repeat(100));
+        assert_eq!(cpu_model(&long).unwrap().len(), 63);
+    }
+
+    #[test]
+    fn configured_host_labels_win() {
+        let cpuinfo = "model name\t: AMD EPYC 7763 64-Core Processor\n";
+        let labels = host_labels("GPU-Box-1\n", cpuinfo, &Labels::new());
+        assert_eq!(
+            labels,
+            Labels::from([
+                ("kubernetes.io/hostname".into(), "gpu-box-1".into()),
+                (
+                    CPU_MODEL_LABEL.into(),
+                    "AMD-EPYC-7763-64-Core-Processor".into()
+                ),
+            ])
+        );
+        let configured = Labels::from([
+            ("topology.kubernetes.io/region".into(), "LAS1".into()),
+            ("kubernetes.io/hostname".into(), "node-a".into()),
+        ]);
+        let labels = host_labels("box", "", &configured);
+        assert_eq!(labels["kubernetes.io/hostname"], "node-a");
+        assert_eq!(labels["topology.kubernetes.io/region"], "LAS1");
+        assert!(!labels.contains_key(CPU_MODEL_LABEL));
+    }
 }

@@ -347,6 +347,9 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
         );
     }
 
+    // Placement happened just now: report what is pending without waiting for the next pass.
+    observed.pending = shared.pending.lock().unwrap().clone();
+
     let mut status = RuntimeStatus {
         services: BTreeMap::new(),
         passes,
