@@ -13,12 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::daemon::{condition, docker, wait_for, Daemon};
 
-const GPUS: &str = "gpus:
-- {uuid: GPU-a40-0, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:17:00.0'}
-- {uuid: GPU-a40-1, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:31:00.0'}
-- {uuid: GPU-a6000-0, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:b1:00.0'}
-- {uuid: GPU-a6000-1, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:ca:00.0'}
-";
+use support::FOUR_GPUS as GPUS;
 
 /// A busybox httpd service: `gpus` A40s in region LAS1 (none: CPU-only), `cpu` requested.
 fn service(name: &str, gpus: u32, cpu: &str) -> String {

@@ -14,12 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::daemon::{condition, docker, ready_replicas, wait_for, Daemon};
 
-const GPUS: &str = "gpus:
-- {uuid: GPU-a40-0, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:17:00.0'}
-- {uuid: GPU-a40-1, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:31:00.0'}
-- {uuid: GPU-a6000-0, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:b1:00.0'}
-- {uuid: GPU-a6000-1, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:ca:00.0'}
-";
+use support::FOUR_GPUS as GPUS;
 
 fn service(name: &str, class: &str, gpus: u32) -> String {
     format!(

@@ -110,6 +110,24 @@ pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// kubectl-style columns, padded to the widest cell.
+/// kubectl-style columns: each padded to its widest cell, three spaces apart.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 pub fn table(items: &[ServiceView]) -> String {
     const COLUMNS: [&str; 7] = [
         "NAMESPACE",
@@ -154,20 +172,7 @@ pub fn table(items: &[ServiceView]) -> String {
             s.file.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..COLUMNS.len())
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    columns(&rows)
 }
 
 /// `gantry get gpus [UUID]`: like a node list, GPUs belong to no namespace.
@@ -220,20 +225,7 @@ pub fn gpu_table(items: &[GpuView]) -> String {
             ),
         ]);
     }
-    let widths: Vec<usize> = (0..COLUMNS.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    columns(&rows)
 }
 
 /// Bytes as the largest exact binary quantity (`48Gi`, `46068Mi`), as `gantry gpus` prints

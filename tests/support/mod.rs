@@ -54,3 +54,11 @@ pub fn isvc_with(annotations: &str, predictor: &str) -> String {
 
 /// A custom container predictor plus extra predictor fields.
 pub const CUSTOM: &str = "containers:\n- name: kserve-container\n  image: img:1\n";
+
+/// Four fake GPUs of two classes, as a `--gpus-file`.
+pub const FOUR_GPUS: &str = "gpus:
+- {uuid: GPU-a40-0, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:17:00.0'}
+- {uuid: GPU-a40-1, name: NVIDIA A40, memory: 48Gi, pciBusId: '0000:31:00.0'}
+- {uuid: GPU-a6000-0, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:b1:00.0'}
+- {uuid: GPU-a6000-1, name: NVIDIA RTX A6000, memory: 48Gi, pciBusId: '0000:ca:00.0'}
+";
