@@ -9,7 +9,7 @@
 
 mod support;
 
-use support::daemon::{condition, docker, ready_replicas, wait_for, Daemon};
+use support::daemon::{condition, docker, ready_replicas, wait_for, wait_until_removed, Daemon};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -225,21 +225,7 @@ fn a_service_runs_rolls_out_recovers_and_is_adopted() {
 
     // Deleting the file stops and removes its containers.
     std::fs::remove_file(&file).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gantry.dev/inferenceservice={name}"),
-    ])
-    .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "containers of a deleted service are still there"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_removed(&[&name]);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::daemon::{condition, docker, wait_for, Daemon};
+use support::daemon::{condition, wait_for, wait_until_removed, Daemon};
 
 use support::FOUR_GPUS as GPUS;
 
@@ -147,19 +147,7 @@ fn get_gpus_names_the_replica_holding_each() {
     for f in ["held.yaml", "big.yaml"] {
         std::fs::remove_file(dir.join(f)).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while [&held, &big].iter().any(|n| {
-        !docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gantry.dev/inferenceservice={n}"),
-        ])
-        .is_empty()
-    }) {
-        assert!(Instant::now() < deadline, "containers left behind");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_removed(&[&held, &big]);
     // Once gantry has removed them, no GPU is held.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -10,9 +10,8 @@ mod support;
 mod docker_support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
-use support::daemon::{condition, docker, ready_replicas, wait_for, Daemon};
+use support::daemon::{condition, docker, ready_replicas, wait_for, wait_until_removed, Daemon};
 
 use support::FOUR_GPUS as GPUS;
 
@@ -139,19 +138,7 @@ fn gpu_replicas_get_exactly_their_gpus() {
     for f in ["pair.yaml", "one.yaml", "greedy.yaml"] {
         std::fs::remove_file(dir.join(f)).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while [&pair, &one, &greedy].iter().any(|n| {
-        !docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gantry.dev/inferenceservice={n}"),
-        ])
-        .is_empty()
-    }) {
-        assert!(Instant::now() < deadline, "containers left behind");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_removed(&[&pair, &one, &greedy]);
 }
 
 #[test]
@@ -224,16 +211,5 @@ fn a_one_gpu_workstation_swaps_revisions_and_rolls_back_a_failed_one() {
     assert_eq!(visible_devices(&ready_replicas(&v)[0].2), "GPU-only-one");
 
     std::fs::remove_file(&file).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gantry.dev/inferenceservice={name}"),
-    ])
-    .is_empty()
-    {
-        assert!(Instant::now() < deadline, "containers left behind");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_removed(&[&name]);
 }

@@ -111,7 +111,7 @@ pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
 
 /// kubectl-style columns, padded to the widest cell.
 /// kubectl-style columns: each padded to its widest cell, three spaces apart.
-fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+pub(super) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

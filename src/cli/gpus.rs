@@ -152,22 +152,7 @@ fn table(gpus: &[GpuView<'_>]) -> String {
             gpu.numa_node.map_or_else(dash, |n| n.to_string()),
         ]);
     }
-    let widths: Vec<usize> = (0..COLUMNS.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if c + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    super::get::columns(&rows)
 }
 
 /// Bytes as the largest exact Kubernetes binary quantity (`48Gi`, `46068Mi`), so a size

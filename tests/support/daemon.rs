@@ -123,3 +123,25 @@ pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Waits until no container of these services is left (gantry removes them when their files
+/// are deleted), failing after 30 s.
+pub fn wait_until_removed(services: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let left = |n: &&&str| {
+        !docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=gantry.dev/inferenceservice={n}"),
+        ])
+        .is_empty()
+    };
+    while let Some(n) = services.iter().find(left) {
+        assert!(
+            Instant::now() < deadline,
+            "the containers of {n} are still there"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
