@@ -150,7 +150,21 @@ fn ready(nvml: Nvml) -> State {
     }
 }
 
+/// Why a statically linked gantry does not load NVML. Seen on a real H200 (driver
+/// 580.159.04): glibc's `dlopen` from a static binary pulls the driver's library in next to a
+/// second C library and the process dies of SIGFPE inside `nvmlInit`, before any error can be
+/// reported. A clear refusal is better than a crash.
+const STATIC_BINARY: &str = "this gantry binary is statically linked and cannot load NVML \
+     (glibc's dlopen from a static binary crashes in the driver's library): use the ordinary \
+     dynamically linked build (`cargo build --release`)";
+
 fn init(lib_path: Option<&Path>) -> Result<Nvml, Unavailable> {
+    if cfg!(target_feature = "crt-static") {
+        return Err(Unavailable {
+            reason: STATIC_BINARY.to_string(),
+            retry: false,
+        });
+    }
     let mut builder = Nvml::builder();
     if let Some(path) = lib_path {
         builder.lib_path(path.as_os_str());
