@@ -14,9 +14,11 @@
 //! - [`reconcile`]: revisions, the pure rollout plan, probes, and the loop that carries it out.
 //! - [`store`]: the embedded store (revision history).
 //! - [`gpu`], [`scheduler`]: the GPU inventory and placement (in progress).
+//! - [`autoscaler`]: Knative's KPA as pure state machines, and `gantry simulate`.
 //! - [`api`]: the management API; [`cli`]: one file per command.
 
 pub mod api;
+pub mod autoscaler;
 pub mod cli;
 pub mod config;
 pub mod gpu;
