@@ -516,6 +516,35 @@ mod tests {
         assert_eq!(pa.reason(), "TimedOut");
     }
 
+    proptest::proptest! {
+        /// Whatever the decider says and however many replicas are ready, the replicas stay
+        /// within [min-scale, max-scale] (zero only when min-scale allows it).
+        #[test]
+        fn replicas_stay_within_bounds(
+            min in 0i32..5,
+            extra in 0i32..10,
+            unlimited in proptest::bool::ANY,
+            initial in 0i32..8,
+            steps in proptest::collection::vec((-1i32..40, -300i32..300, 0i32..40, 1u64..400), 1..80),
+        ) {
+            let max = if unlimited { 0 } else { min.max(1) + extra };
+            let spec = KpaSpec { min_scale: min, max_scale: max, initial_scale: initial, ..knative_spec() };
+            let mut pa = PodAutoscaler::new(spec, secs(0));
+            let mut now = secs(0);
+            for (desired, ebc, ready, dt) in steps {
+                now += secs(dt);
+                let r = pa.reconcile(now, decision(desired, ebc), ready);
+                if max != 0 {
+                    proptest::prop_assert!(r.replicas <= max.max(initial), "{} > max {}", r.replicas, max);
+                }
+                // Below min-scale only before anything was decided (the initial scale).
+                if desired >= 0 {
+                    proptest::prop_assert!(r.replicas >= min, "{} < min {}", r.replicas, min);
+                }
+            }
+        }
+    }
+
     #[test]
     fn router_leaves_the_path_with_enough_burst_capacity() {
         let mut pa = PodAutoscaler::new(knative_spec(), secs(0));

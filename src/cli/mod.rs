@@ -11,6 +11,7 @@ mod get;
 mod gpus;
 mod logs;
 mod serve;
+mod simulate;
 mod validate;
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,9 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// The GPUs NVML (or `--gpus-file`) reports, with their classes; needs no daemon.
     Gpus(gpus::GpusArgs),
+    /// What the autoscaler would decide for a scenario of load over time: one JSON line per
+    /// decision (`--svg` also draws it). Needs no daemon.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// `-o` for commands that print objects.
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Config(args) => config::run(args),
         Command::Gpus(args) => gpus::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(code) => code,
