@@ -32,6 +32,13 @@ use crate::spec::yaml::{self, FieldPath, UnknownFields, DEFAULT_MAX_FILE_BYTES};
 pub const DEFAULT_API: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8081);
 
+/// The data plane's default address (DESIGN.md, "Ports").
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8080);
+
+/// Requests one revision may hold waiting for a replica: the activator's nominal depth.
+pub const DEFAULT_QUEUE_DEPTH: usize = 10_000;
+
 /// The config file itself is refused beyond this size (it is read before `max-file-bytes`
 /// is known, so it has its own bound).
 pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
@@ -42,12 +49,17 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 pub struct Config {
     /// The watched folder of InferenceService YAML.
     pub dir: PathBuf,
+    /// The data plane's listen address: every service's URL.
+    pub listen: SocketAddr,
     /// The management API's listen address.
     pub api: SocketAddr,
     /// Where gantry keeps its own state (see [`default_state_dir`]).
     pub state_dir: PathBuf,
     /// Services answer at `<name>.<namespace>.<domain>`.
     pub domain: String,
+    /// Requests one revision may hold waiting for a free replica slot; beyond it the router
+    /// answers 503 with `Retry-After`.
+    pub queue_depth: usize,
     /// The namespace of documents that set none.
     pub default_namespace: String,
     /// Whether a field no type knows rejects the document (`error`, as `kubectl apply`) or
@@ -106,9 +118,11 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             dir: PathBuf::from("services"),
+            listen: DEFAULT_LISTEN,
             api: DEFAULT_API,
             state_dir: default_state_dir(),
             domain: "localhost".into(),
+            queue_depth: DEFAULT_QUEUE_DEPTH,
             default_namespace: "default".into(),
             unknown_fields: UnknownFields::Error,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
@@ -133,6 +147,8 @@ impl Default for Config {
 pub struct Overrides {
     /// `--dir` / `GANTRY_DIR`.
     pub dir: Option<PathBuf>,
+    /// `--listen` / `GANTRY_LISTEN`.
+    pub listen: Option<SocketAddr>,
     /// `--api` / `GANTRY_API`.
     pub api: Option<SocketAddr>,
     /// `--state-dir` / `GANTRY_STATE_DIR`.
@@ -234,11 +250,15 @@ impl Config {
     pub fn apply(&mut self, overrides: Overrides) {
         let Overrides {
             dir,
+            listen,
             api,
             state_dir,
         } = overrides;
         if let Some(dir) = dir {
             self.dir = dir;
+        }
+        if let Some(listen) = listen {
+            self.listen = listen;
         }
         if let Some(api) = api {
             self.api = api;
@@ -660,6 +680,15 @@ fn comment(key: &str) -> Option<&'static str> {
         "dir" => {
             "The watched folder of InferenceService YAML (*.yaml, *.yml, subfolders\n\
                   included), relative to the working directory. Flag --dir, env GANTRY_DIR."
+        }
+        "listen" => {
+            "Listen address of the data plane: services answer here, at\n\
+                  http://<name>.<namespace>.<domain>:<port>. Loopback only by default.\n\
+                  Flag --listen, env GANTRY_LISTEN."
+        }
+        "queue-depth" => {
+            "Requests one revision may hold waiting for a free replica slot;\n\
+                          beyond it the router answers 503 with Retry-After."
         }
         "api" => {
             "Listen address of the management API and `gantry get` / `describe`.\n\
@@ -1235,8 +1264,7 @@ mod tests {
         assert_eq!(config.api.to_string(), "127.0.0.1:9001");
         config.apply(Overrides {
             dir: Some(PathBuf::from("from-flag")),
-            api: None,
-            state_dir: None,
+            ..Overrides::default()
         });
         assert_eq!(config.dir, PathBuf::from("from-flag"));
         assert_eq!(
@@ -1247,10 +1275,12 @@ mod tests {
         assert_eq!(config.state_dir, state_dir, "the default stays");
         config.apply(Overrides {
             dir: None,
+            listen: Some("127.0.0.1:9080".parse().unwrap()),
             api: Some("127.0.0.1:9002".parse().unwrap()),
             state_dir: Some(PathBuf::from("/srv/gantry")),
         });
         assert_eq!(config.dir, PathBuf::from("from-flag"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9080");
         assert_eq!(config.api.to_string(), "127.0.0.1:9002");
         assert_eq!(config.state_dir, PathBuf::from("/srv/gantry"));
     }

@@ -11,6 +11,7 @@
 //! - [`watch`]: the folder watcher (notify + periodic resync) and the catalog it publishes.
 //! - [`runtime`]: the container runtime trait, its Docker implementation, and the pure
 //!   conversion from a component to a container.
+//! - [`router`]: the data plane: routes, per-revision queueing, statistics, forwarding.
 //! - [`reconcile`]: revisions, the pure rollout plan, probes, and the loop that carries it out.
 //! - [`store`]: the embedded store (revision history).
 //! - [`gpu`], [`scheduler`]: the GPU inventory and placement (in progress).
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod gpu;
 pub mod reconcile;
+pub mod router;
 pub mod runtime;
 pub mod scheduler;
 pub mod spec;

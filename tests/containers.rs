@@ -9,34 +9,16 @@
 
 mod support;
 
-use support::daemon::{condition, docker, ready_replicas, wait_for, wait_until_removed, Daemon};
+use support::daemon::{
+    condition, docker, engine_and_image_ready, models_dir, ready_replicas, wait_for,
+    wait_until_removed, Daemon, MODEL_SERVER as IMAGE,
+};
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const IMAGE: &str = "gantry-model-server:latest";
-
-fn engine_and_image_ready() -> bool {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let why = format!(
-            "the Docker engine or the image {IMAGE} is not available (run examples/model-server/build-image.sh)"
-        );
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{why}");
-        }
-        eprintln!("SKIPPED: {why}");
-    }
-    ok
-}
 
 /// A `:predict` call to a replica's published port; the model server's answer.
 fn predict(port: u16, model: &str) -> Result<Value, String> {
@@ -86,10 +68,6 @@ spec:
 {extra}",
         models = models.display()
     )
-}
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/iris")
 }
 
 #[test]

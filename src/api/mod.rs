@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::gpu::{class_for, Gpu, Inventory, Labels};
 use crate::reconcile::executor::{RuntimeStatus, ServiceStatus};
+use crate::reconcile::scaling::ScaleView;
 use crate::spec::catalog::ServiceEntry;
 use crate::spec::diagnostic::Diagnostic;
 use crate::spec::normalize::DesiredService;
@@ -32,6 +33,10 @@ pub struct ApiState {
     /// Container output, for `gantry logs`.
     pub logs: Option<Arc<dyn logs::LogSource>>,
     pub domain: String,
+    /// The data plane's port (part of every service's URL).
+    pub port: u16,
+    /// The autoscaler's last decision per revision (absent without containers).
+    pub scale: Option<watch::Receiver<BTreeMap<String, ScaleView>>>,
     pub dir: String,
     /// The GPU inventory the probe publishes (`None`: the daemon reads none).
     pub gpus: Option<watch::Receiver<Inventory>>,
@@ -42,13 +47,28 @@ pub struct ApiState {
     pub gpu_classes: BTreeMap<String, String>,
 }
 
+impl ApiState {
+    fn observed<'a>(
+        &'a self,
+        runtime: Option<&'a RuntimeStatus>,
+        scale: Option<&'a BTreeMap<String, ScaleView>>,
+    ) -> Observed<'a> {
+        Observed {
+            domain: &self.domain,
+            port: self.port,
+            runtime,
+            scale,
+        }
+    }
+}
+
 /// One InferenceService as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceView {
     pub namespace: String,
     pub name: String,
-    /// `http://<name>.<namespace>.<domain>`.
+    /// `http://<name>.<namespace>.<domain>:<port>`.
     pub url: String,
     /// The file that defines it.
     pub file: String,
@@ -64,6 +84,17 @@ pub struct ServiceView {
     /// Conditions, revisions, replicas and recent events (absent without containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ServiceStatus>,
+    /// The autoscaler's last decision for each autoscaled revision of the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub autoscaling: Vec<ScaleView>,
+}
+
+/// What a view is made from besides the folder's entry.
+pub struct Observed<'a> {
+    pub domain: &'a str,
+    pub port: u16,
+    pub runtime: Option<&'a RuntimeStatus>,
+    pub scale: Option<&'a BTreeMap<String, ScaleView>>,
 }
 
 /// The list answer.
@@ -162,7 +193,31 @@ pub struct ApiError {
     pub error: String,
 }
 
-pub fn view(entry: &ServiceEntry, domain: &str, runtime: Option<&RuntimeStatus>) -> ServiceView {
+/// `http://<name>.<namespace>.<domain>:<port>`, the port left out when it is 80.
+pub fn service_url(name: &str, namespace: &str, domain: &str, port: u16) -> String {
+    match port {
+        80 => format!("http://{name}.{namespace}.{domain}"),
+        _ => format!("http://{name}.{namespace}.{domain}:{port}"),
+    }
+}
+
+pub fn view(entry: &ServiceEntry, observed: &Observed) -> ServiceView {
+    let runtime = observed.runtime;
+    let status = runtime.map(|r| {
+        r.services
+            .get(&(entry.namespace.clone(), entry.name.clone()))
+            .cloned()
+            .unwrap_or_default()
+    });
+    let autoscaling = match (&status, observed.scale) {
+        (Some(status), Some(scale)) => status
+            .components
+            .iter()
+            .filter_map(|c| c.latest_created_revision.as_ref())
+            .filter_map(|r| scale.get(r).cloned())
+            .collect(),
+        _ => Vec::new(),
+    };
     let spec_status = match (&entry.desired, entry.stale) {
         (Some(_), false) => "Valid",
         (Some(_), true) => "Stale",
@@ -171,18 +226,19 @@ pub fn view(entry: &ServiceEntry, domain: &str, runtime: Option<&RuntimeStatus>)
     ServiceView {
         namespace: entry.namespace.clone(),
         name: entry.name.clone(),
-        url: format!("http://{}.{}.{domain}", entry.name, entry.namespace),
+        url: service_url(
+            &entry.name,
+            &entry.namespace,
+            observed.domain,
+            observed.port,
+        ),
         file: entry.file.clone(),
         spec_status: spec_status.into(),
         generation: entry.generation,
         diagnostics: entry.diagnostics.clone(),
         spec: entry.desired.as_deref().cloned(),
-        status: runtime.map(|r| {
-            r.services
-                .get(&(entry.namespace.clone(), entry.name.clone()))
-                .cloned()
-                .unwrap_or_default()
-        }),
+        status,
+        autoscaling,
     }
 }
 
@@ -216,13 +272,15 @@ pub fn router(state: ApiState) -> Router {
 
 fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {
     let runtime = state.runtime.as_ref().map(|r| r.borrow().clone());
+    let scale = state.scale.as_ref().map(|s| s.borrow().clone());
+    let observed = state.observed(runtime.as_ref(), scale.as_ref());
     let folder = state.folder.borrow();
     let items = folder
         .catalog
         .services
         .values()
         .filter(|e| namespace.is_none_or(|ns| e.namespace == ns))
-        .map(|e| view(e, &state.domain, runtime.as_ref()))
+        .map(|e| view(e, &observed))
         .collect();
     ServiceList {
         items,
@@ -292,6 +350,8 @@ async fn get_one(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
     let runtime = state.runtime.as_ref().map(|r| r.borrow().clone());
+    let scale = state.scale.as_ref().map(|s| s.borrow().clone());
+    let observed = state.observed(runtime.as_ref(), scale.as_ref());
     let folder = state.folder.borrow();
     match folder
         .catalog
@@ -299,7 +359,7 @@ async fn get_one(
         .values()
         .find(|e| e.namespace == namespace && e.name == name)
     {
-        Some(e) => compact(&view(e, &state.domain, runtime.as_ref())).into_response(),
+        Some(e) => compact(&view(e, &observed)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(ApiError {

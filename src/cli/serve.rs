@@ -1,5 +1,6 @@
 //! `gantry serve`: the daemon.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ use crate::api::{router, ApiState};
 use crate::config::{Config, Overrides};
 use crate::gpu::{GpuProbe, Inventory, Labels, NvmlProbe, StaticProbe};
 use crate::reconcile::executor::{RuntimeStatus, Settings};
+use crate::router::Router;
 use crate::runtime::docker::Docker;
 use crate::scheduler::{self, Host};
 use crate::spec::catalog::LoadOptions;
@@ -27,6 +29,9 @@ pub struct ServeArgs {
     /// The folder of InferenceService YAML to serve (watched, with subfolders).
     #[arg(long, env = "GANTRY_DIR")]
     dir: Option<PathBuf>,
+    /// Data plane listen address, where services answer (default 127.0.0.1:8080).
+    #[arg(long, env = "GANTRY_LISTEN")]
+    listen: Option<SocketAddr>,
     /// Management API listen address (default 127.0.0.1:8081).
     #[arg(long, env = "GANTRY_API")]
     api: Option<SocketAddr>,
@@ -54,6 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(args.config.config.as_deref())?;
     config.apply(Overrides {
         dir: args.dir,
+        listen: args.listen,
         api: args.api,
         state_dir: args.state_dir,
     });
@@ -258,7 +264,7 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
         allocatable_memory_bytes = host.allocatable_memory_bytes,
         "this host"
     );
-    let (runtime_status, logs) = if containers {
+    let (runtime_status, logs, scale_views) = if containers {
         let docker = Arc::new(Docker::connect(None).await?);
         info!(
             engine = docker.host(),
@@ -267,6 +273,10 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
         );
         let store = Store::open(&config.state_dir)?;
         let (publish_status, status) = watch::channel(RuntimeStatus::default());
+        let (publish_scale, scale) = watch::channel(BTreeMap::new());
+        let (publish_views, views) = watch::channel(BTreeMap::new());
+        let (data_plane, poked) =
+            Router::new(&config.domain, config.listen.port(), config.queue_depth);
         let settings = Settings {
             policy: config.security_policy(),
             shm_size_bytes: config.shm_size_bytes(),
@@ -274,6 +284,8 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
             gpus: gpus.clone(),
             host: host.clone(),
             gpu_classes: config.gpu_classes.clone(),
+            scale,
+            drain: Some(data_plane.clone()),
         };
         tokio::spawn(crate::reconcile::executor::run(
             docker.clone(),
@@ -283,10 +295,44 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
             publish_status,
             stopped.clone(),
         ));
-        (Some(status), Some(docker as Arc<dyn LogSource>))
+        tokio::spawn(crate::router::follow(
+            data_plane.clone(),
+            folder.clone(),
+            status.clone(),
+            stopped.clone(),
+        ));
+        tokio::spawn(crate::reconcile::scaling::run(
+            data_plane.clone(),
+            folder.clone(),
+            status.clone(),
+            publish_scale,
+            publish_views,
+            poked,
+            stopped.clone(),
+        ));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} for the data plane (--listen)",
+                    config.listen
+                )
+            })?;
+        info!(listen = %config.listen, "data plane listening");
+        tokio::spawn(crate::router::proxy::serve(
+            listener,
+            data_plane.clone(),
+            stopped.clone(),
+        ));
+
+        (
+            Some(status),
+            Some(docker as Arc<dyn LogSource>),
+            Some(views),
+        )
     } else {
         info!("running without containers (--no-containers): watching and validating only");
-        (None, None)
+        (None, None, None)
     };
 
     let listener = tokio::net::TcpListener::bind(config.api)
@@ -303,6 +349,8 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
         runtime: runtime_status,
         logs,
         domain: config.domain.clone(),
+        port: config.listen.port(),
+        scale: scale_views,
         dir: config.dir.display().to_string(),
         gpus: Some(gpus),
         host_labels: host.labels,

@@ -38,6 +38,27 @@ pub struct Settings {
     pub host: Host,
     /// NVML name → GPU class overrides.
     pub gpu_classes: BTreeMap<String, String>,
+    /// The autoscaler's replica count per revision (empty: every revision runs its fixed
+    /// count).
+    pub scale: watch::Receiver<BTreeMap<String, u32>>,
+    /// Takes a replica out of the routing and waits for its requests before it is stopped.
+    pub drain: Option<Arc<dyn Drain>>,
+}
+
+impl std::fmt::Debug for dyn Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain")
+    }
+}
+
+/// The data plane's side of stopping a replica: no new requests go to it, and the ones it has
+/// finish (within `limit`) before the container is told to stop.
+pub trait Drain: Send + Sync {
+    fn drain(
+        &self,
+        container_id: &str,
+        limit: Duration,
+    ) -> futures_util::future::BoxFuture<'static, ()>;
 }
 
 /// One replica as the API shows it.
@@ -188,6 +209,8 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
         }
     };
     let client = reqwest::Client::new();
+    // The autoscaler's decisions wake the loop; if it is gone, its last ones stand.
+    let mut scale = Some(settings.scale.clone());
     let mut passes = 0u64;
     let mut wake_at: Option<Duration> = None;
     let mut first_pass = true;
@@ -217,6 +240,12 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
         tokio::select! {
             _ = shutdown.changed() => return,
             r = folder.changed() => if r.is_err() { return },
+            r = async {
+                match scale.as_mut() {
+                    Some(s) => s.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => if r.is_err() { scale = None },
             _ = shared.wake.notified() => {}
             signal = async {
                 match signals.as_mut() {
@@ -298,6 +327,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     observed.creating = creating;
     observed.stopping = stopping;
     observed.pending = shared.pending.lock().unwrap().clone();
+    observed.scale = settings.scale.borrow().clone();
     {
         let mut ever_ready = shared.ever_ready.lock().unwrap();
         ever_ready.extend(
@@ -349,6 +379,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
 
     // Placement happened just now: report what is pending without waiting for the next pass.
     observed.pending = shared.pending.lock().unwrap().clone();
+    observed.scale = settings.scale.borrow().clone();
 
     let mut status = RuntimeStatus {
         services: BTreeMap::new(),
@@ -815,7 +846,11 @@ fn execute<R: ContainerRuntime + ContainerEvents>(
             shared.stopping.lock().unwrap().insert(container_id.clone());
             let runtime = runtime.clone();
             let shared = shared.clone();
+            let drain = settings.drain.clone();
             tokio::spawn(async move {
+                if let Some(drain) = drain {
+                    drain.drain(&container_id, Duration::from_secs(grace)).await;
+                }
                 let _ = runtime
                     .stop(&container_id, Duration::from_secs(grace))
                     .await;

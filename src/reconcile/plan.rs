@@ -133,6 +133,9 @@ pub struct Observed {
     pub pending: BTreeMap<(String, u32), Pending>,
     /// Revisions that have had a ready replica since the daemon started.
     pub ever_ready: BTreeSet<String>,
+    /// The autoscaler's replica count per revision; a revision it has not decided on yet
+    /// runs [`fixed_replicas`].
+    pub scale: BTreeMap<String, u32>,
 }
 
 /// A replica the scheduler cannot place now.
@@ -167,11 +170,21 @@ pub struct Plan {
     pub wake_at: Option<Duration>,
 }
 
-/// How many replicas a component runs while the replica count is fixed: `minReplicas`, or
+/// How many replicas a revision runs before the autoscaler has decided: `minReplicas`, or
 /// the initial scale when that is larger (Knative starts a revision at its initial scale).
 pub fn fixed_replicas(c: &DesiredComponent) -> u32 {
     let a = &c.scaling.autoscaling;
     (a.min_scale.max(a.initial_scale).max(0)) as u32
+}
+
+/// How many replicas `revision` of component `c` should run: the autoscaler's count, else
+/// [`fixed_replicas`].
+pub fn wanted_replicas(c: &DesiredComponent, revision: &str, observed: &Observed) -> u32 {
+    observed
+        .scale
+        .get(revision)
+        .copied()
+        .unwrap_or_else(|| fixed_replicas(c))
 }
 
 /// Decides what to do. `revisions` holds every revision of the desired components (latest
@@ -233,7 +246,7 @@ pub fn plan(
             _ => None,
         };
         let target = rolled_back.unwrap_or(newest);
-        let want = fixed_replicas(&entry.component);
+        let want = wanted_replicas(&entry.component, &target.name, observed);
         let mine: Vec<&ObservedReplica> = observed
             .replicas
             .iter()
@@ -389,7 +402,6 @@ pub fn component_status(
         .filter(|r| ComponentId::of(r) == *id)
         .collect();
     mine.sort_by_key(|r| r.number);
-    let want = fixed_replicas(&entry.component);
     let ready_count = |rev: &str| {
         observed
             .replicas
@@ -399,11 +411,16 @@ pub fn component_status(
     };
     let latest = mine.last().map(|r| r.name.clone());
     // As Knative's latestReadyRevision: the newest revision that has come up (a replica
-    // ready), kept while some of its replicas restart or more are added in place.
+    // ready), kept while some of its replicas restart or more are added in place, and while
+    // it is scaled to zero (a request wakes it).
     let latest_ready = mine
         .iter()
         .rev()
-        .find(|r| ready_count(&r.name) >= 1 || (want == 0 && Some(&r.name) == latest.as_ref()))
+        .find(|r| {
+            ready_count(&r.name) >= 1
+                || (wanted_replicas(&entry.component, &r.name, observed) == 0
+                    && (Some(&r.name) == latest.as_ref() || observed.ever_ready.contains(&r.name)))
+        })
         .map(|r| r.name.clone());
     let traffic = latest_ready
         .iter()

@@ -1,15 +1,55 @@
 //! A `gantry serve` child process for end-to-end tests, and what they ask of its API.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The example model server's image (`examples/model-server/build-image.sh`).
+pub const MODEL_SERVER: &str = "gantry-model-server:latest";
+
+/// Whether the engine and the model server's image are there. On CI (`CI=true`) their
+/// absence fails the test; elsewhere the test says why it did not run.
+pub fn engine_and_image_ready() -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", MODEL_SERVER])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let why = format!(
+            "the Docker engine or the image {MODEL_SERVER} is not available (run examples/model-server/build-image.sh)"
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{why}");
+        }
+        eprintln!("SKIPPED: {why}");
+    }
+    ok
+}
+
+/// The example Iris model.
+pub fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/iris")
+}
+
 pub struct Daemon {
     child: Child,
     pub api: String,
+    /// The data plane's address (`--listen`).
+    pub listen: String,
+}
+
+/// A free port on loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Daemon {
@@ -19,15 +59,12 @@ impl Daemon {
 
     /// With extra `serve` arguments (`--gpus-file F`, ...).
     pub fn start_with(dir: &Path, state: &Path, extra: &[&str]) -> Daemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let api = format!("127.0.0.1:{port}");
+        let listen = format!("127.0.0.1:{}", free_port());
         let log = std::fs::File::create(state.with_extension(format!("{port}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["serve", "--api", &api])
+            .args(["serve", "--api", &api, "--listen", &listen])
             .args(extra)
             .arg("--dir")
             .arg(dir)
@@ -38,7 +75,7 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
-        Daemon { child, api }
+        Daemon { child, api, listen }
     }
 
     pub fn stop(mut self) {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 pub mod daemon;
+pub mod http;
 
 use gantry::spec::catalog::{next_catalog, parse_file, Catalog, LoadOptions};
 

@@ -1,0 +1,282 @@
+//! The autoscaler's loop: the I/O around [`crate::autoscaler`]. Every second it records each
+//! revision's report from the router into that revision's decider; every 2 seconds (and at
+//! once when a request waits for a revision at zero) it decides, applies the KPA's bounds and
+//! scale-to-zero sequence, and tells the reconciler how many replicas each revision runs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use super::executor::RuntimeStatus;
+use crate::autoscaler::decider::{Collector, Decider, DeciderSpec, Stat, TICK_INTERVAL};
+use crate::autoscaler::kpa::{KpaSpec, PodAutoscaler, DEFAULT_PROGRESS_DEADLINE};
+use crate::router::Router;
+use crate::spec::autoscaling::Autoscaling;
+use crate::watch::FolderState;
+
+/// What the autoscaler last decided for a revision, for `describe` and the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleView {
+    pub revision: String,
+    /// The decider's answer (−1 before it has data).
+    pub desired: i32,
+    /// What the revision is scaled to.
+    pub replicas: i32,
+    pub ready: i32,
+    pub panic: bool,
+    /// The stable- and panic-window averages of the last decision.
+    pub stable: Option<f64>,
+    pub panic_value: Option<f64>,
+    pub excess_burst_capacity: i32,
+    /// `activating`, `active` or `inactive`.
+    pub activity: String,
+}
+
+/// One autoscaled revision.
+struct Scaled {
+    settings: Autoscaling,
+    decider: Decider,
+    pa: PodAutoscaler,
+    view: ScaleView,
+    /// A request was reported at once when it arrived at zero: the next report leaves it out
+    /// (Knative's activator subtracts its first report too).
+    reported_early: bool,
+}
+
+/// The revisions the autoscaler sizes: each desired component's newest revision, with its
+/// settings.
+fn autoscaled(folder: &FolderState, status: &RuntimeStatus) -> BTreeMap<String, Autoscaling> {
+    let mut out = BTreeMap::new();
+    for entry in folder.catalog.services.values() {
+        let Some(desired) = entry.desired.as_ref() else {
+            continue;
+        };
+        let Some(service) = status
+            .services
+            .get(&(desired.namespace.clone(), desired.name.clone()))
+        else {
+            continue;
+        };
+        for component in &desired.components {
+            let latest = service
+                .components
+                .iter()
+                .find(|c| c.component == component.kind.as_str())
+                .and_then(|c| c.latest_created_revision.clone());
+            if let Some(latest) = latest {
+                out.insert(latest, component.scaling.autoscaling.clone());
+            }
+        }
+    }
+    out
+}
+
+fn ready_count(status: &RuntimeStatus, revision: &str) -> i32 {
+    status
+        .services
+        .values()
+        .flat_map(|s| &s.replicas)
+        .filter(|r| r.revision == revision && r.ready)
+        .count() as i32
+}
+
+fn specs(settings: &Autoscaling) -> (DeciderSpec, KpaSpec) {
+    (
+        DeciderSpec::for_settings(settings, true),
+        KpaSpec::for_settings(settings, true, DEFAULT_PROGRESS_DEADLINE),
+    )
+}
+
+/// Runs until `shutdown` turns true, publishing replica counts on `scale` and the decisions
+/// on `views`.
+pub async fn run(
+    router: Arc<Router>,
+    mut folder: watch::Receiver<FolderState>,
+    mut status: watch::Receiver<RuntimeStatus>,
+    scale: watch::Sender<BTreeMap<String, u32>>,
+    views: watch::Sender<BTreeMap<String, ScaleView>>,
+    mut poked: mpsc::UnboundedReceiver<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut revisions: BTreeMap<String, Scaled> = BTreeMap::new();
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seconds = 0u64;
+    let ticks_per_decision = TICK_INTERVAL.as_secs().max(1);
+    loop {
+        let mut decide = false;
+        let mut poke: Option<String> = None;
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            _ = second.tick() => {
+                seconds += 1;
+                record(&router, &mut revisions);
+                decide = seconds.is_multiple_of(ticks_per_decision);
+            }
+            Some(revision) = poked.recv() => poke = Some(revision),
+            r = folder.changed() => if r.is_err() { return },
+            r = status.changed() => if r.is_err() { return },
+        }
+        let now = router.now();
+        let (folder_state, runtime) = (folder.borrow().clone(), status.borrow().clone());
+        track(&mut revisions, &folder_state, &runtime, now);
+        if let Some(name) = poke {
+            if let Some(scaled) = revisions.get_mut(&name) {
+                // Knative's activator: the first request of an idle revision is reported at
+                // once, and a revision at zero decides on it without waiting for the tick.
+                let request = Stat {
+                    concurrency: 1.0,
+                    requests: 1.0,
+                    ..Stat::default()
+                };
+                if scaled.decider.wants_poke(&request) {
+                    scaled.decider.record(now, &request);
+                    scaled.reported_early = true;
+                    let ready = ready_count(&runtime, &name);
+                    decide_one(&name, scaled, now, ready);
+                }
+            }
+        }
+        if decide {
+            for (name, scaled) in revisions.iter_mut() {
+                let ready = ready_count(&runtime, name);
+                decide_one(name, scaled, now, ready);
+            }
+        }
+        let counts: BTreeMap<String, u32> = revisions
+            .iter()
+            .map(|(name, s)| (name.clone(), s.pa.replicas().max(0) as u32))
+            .collect();
+        scale.send_if_modified(|old| {
+            let changed = *old != counts;
+            *old = counts;
+            changed
+        });
+        let current: BTreeMap<String, ScaleView> = revisions
+            .iter()
+            .map(|(name, s)| (name.clone(), s.view.clone()))
+            .collect();
+        views.send_if_modified(|old| {
+            let changed = *old != current;
+            *old = current;
+            changed
+        });
+    }
+}
+
+/// Adds deciders for new revisions, updates changed settings, drops revisions no longer the
+/// newest of a component.
+fn track(
+    revisions: &mut BTreeMap<String, Scaled>,
+    folder: &FolderState,
+    status: &RuntimeStatus,
+    now: Duration,
+) {
+    let wanted = autoscaled(folder, status);
+    revisions.retain(|name, _| wanted.contains_key(name));
+    for (name, settings) in wanted {
+        match revisions.get_mut(&name) {
+            Some(scaled) if scaled.settings != settings => {
+                let (decider, kpa) = specs(&settings);
+                scaled.decider.update(decider);
+                scaled.pa.update(kpa);
+                scaled.settings = settings;
+            }
+            Some(_) => {}
+            None => {
+                let (decider_spec, kpa) = specs(&settings);
+                let ready = ready_count(status, &name);
+                let collector = Collector::for_settings(&settings);
+                let decider = Decider::new(decider_spec, collector, ready, now);
+                let pa = PodAutoscaler::new(kpa, now);
+                let view = ScaleView {
+                    revision: name.clone(),
+                    desired: -1,
+                    replicas: pa.replicas(),
+                    ready,
+                    panic: decider.autoscaler().in_panic(),
+                    stable: None,
+                    panic_value: None,
+                    excess_burst_capacity: decider.status().excess_burst_capacity,
+                    activity: "activating".into(),
+                };
+                revisions.insert(
+                    name,
+                    Scaled {
+                        settings,
+                        decider,
+                        pa,
+                        view,
+                        reported_early: false,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Records the last second of every autoscaled revision's traffic.
+fn record(router: &Router, revisions: &mut BTreeMap<String, Scaled>) {
+    let now = router.now();
+    let tracked: HashSet<String> = router.revisions().iter().map(|r| r.name.clone()).collect();
+    for (name, scaled) in revisions.iter_mut() {
+        let report = match router.revision(name) {
+            Some(r) if tracked.contains(name) => r.report(now),
+            _ => Default::default(),
+        };
+        let early = if std::mem::take(&mut scaled.reported_early) {
+            1.0
+        } else {
+            0.0
+        };
+        scaled.decider.record(
+            now,
+            &Stat {
+                concurrency: (report.average_concurrency - early).max(0.0),
+                requests: (report.requests - early).max(0.0),
+                ..Stat::default()
+            },
+        );
+    }
+}
+
+fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32) {
+    let observed = scaled.decider.observe(now).ok();
+    scaled
+        .decider
+        .tick_on(now, ready, scaled.decider.observe(now));
+    let before = scaled.pa.replicas();
+    let status = scaled.decider.status();
+    let reconciled = scaled.pa.reconcile(now, status, ready);
+    if reconciled.replicas != before {
+        info!(
+            revision = name,
+            from = before,
+            to = reconciled.replicas,
+            desired = status.desired_scale,
+            panic = scaled.decider.autoscaler().in_panic(),
+            "scaling"
+        );
+    }
+    scaled.view = ScaleView {
+        revision: name.to_string(),
+        desired: status.desired_scale,
+        replicas: reconciled.replicas,
+        ready,
+        panic: scaled.decider.autoscaler().in_panic(),
+        stable: observed.map(|o| o.stable),
+        panic_value: observed.map(|o| o.panic),
+        excess_burst_capacity: status.excess_burst_capacity,
+        activity: match reconciled.activity {
+            crate::autoscaler::Activity::Activating => "activating",
+            crate::autoscaler::Activity::Active => "active",
+            crate::autoscaler::Activity::Inactive => "inactive",
+        }
+        .into(),
+    };
+}

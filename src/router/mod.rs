@@ -1,0 +1,364 @@
+//! The data plane: one listener that is both Knative's activator and queue-proxy for every
+//! revision.
+//!
+//! - [`routes`]: which service and component a request is for (Host, path prefix, KServe
+//!   model paths). Pure.
+//! - [`throttler`]: per revision, the replicas, their `containerConcurrency` slots, the load
+//!   balancing policy and the bounded queue of requests waiting for a slot.
+//! - [`stats`]: per revision, time-weighted concurrency and requests per second, reported
+//!   to the autoscaler every second. Pure.
+//! - [`proxy`]: the HTTP server and the forwarding to replicas (streaming both ways).
+//!
+//! [`Router`] holds the live state: the route table and one [`Revision`] per revision that
+//! serves or may serve, refreshed from the folder's desired state and the reconciler's status.
+
+pub mod proxy;
+pub mod routes;
+pub mod stats;
+pub mod throttler;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::reconcile::executor::{Drain, RuntimeStatus};
+use crate::spec::catalog::Catalog;
+use crate::spec::normalize::DesiredComponent;
+use crate::spec::validate::ComponentKind;
+use routes::{RouteTable, ServiceRoutes};
+use stats::{Report, RequestStats};
+use throttler::Throttler;
+
+/// KServe's default `timeout` when a component sets none (Knative's revision timeout).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One revision as the data plane sees it: its replicas' slots and its traffic statistics.
+pub struct Revision {
+    pub name: String,
+    pub namespace: String,
+    pub service: String,
+    pub throttler: Throttler,
+    stats: Mutex<RequestStats>,
+    /// The whole request's limit, time held included (the component's `timeout`).
+    timeout: Mutex<Duration>,
+}
+
+impl Revision {
+    fn new(name: &str, namespace: &str, service: &str, queue_depth: usize, now: Duration) -> Self {
+        Revision {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            service: service.to_string(),
+            throttler: Throttler::new(0, queue_depth),
+            stats: Mutex::new(RequestStats::new(now)),
+            timeout: Mutex::new(DEFAULT_TIMEOUT),
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        *self.timeout.lock().unwrap()
+    }
+
+    pub fn request_in(&self, now: Duration) {
+        self.stats.lock().unwrap().request_in(now);
+    }
+
+    pub fn request_out(&self, now: Duration) {
+        self.stats.lock().unwrap().request_out(now);
+    }
+
+    /// The last second's report (the autoscaler's input).
+    pub fn report(&self, now: Duration) -> Report {
+        self.stats.lock().unwrap().report(now)
+    }
+
+    /// Requests in the router for this revision: held, queued or in flight.
+    pub fn concurrency(&self) -> u32 {
+        self.stats.lock().unwrap().concurrency()
+    }
+
+    fn configure(&self, component: &DesiredComponent, queue_depth: usize) {
+        let scaling = &component.scaling;
+        let cc = u32::try_from(scaling.container_concurrency.max(0)).unwrap_or(u32::MAX);
+        self.throttler.set_container_concurrency(cc);
+        self.throttler.set_queue_depth(queue_depth);
+        let timeout = match scaling.timeout_seconds {
+            t if t > 0 => Duration::from_secs(t as u64),
+            _ => DEFAULT_TIMEOUT,
+        };
+        *self.timeout.lock().unwrap() = timeout;
+    }
+}
+
+/// `(namespace, service, component)`.
+type ComponentKey = (String, String, ComponentKind);
+
+/// The data plane's live state.
+pub struct Router {
+    domain: String,
+    queue_depth: usize,
+    /// The port services answer on (their URL).
+    port: u16,
+    epoch: Instant,
+    table: RwLock<Arc<RouteTable>>,
+    /// The revision each component's requests go to.
+    targets: RwLock<HashMap<ComponentKey, Arc<Revision>>>,
+    /// Every revision the router tracks (targets, and older ones finishing requests).
+    revisions: RwLock<HashMap<String, Arc<Revision>>>,
+    /// Containers being drained: never given new requests again.
+    draining: Mutex<HashSet<String>>,
+    /// Revisions a request is waiting for without a ready replica: the autoscaler is told at
+    /// once instead of at its next tick.
+    pokes: mpsc::UnboundedSender<String>,
+    pub(crate) connections: Arc<proxy::Pool>,
+}
+
+impl Router {
+    /// A router answering at `http://<name>.<namespace>.<domain>:<port>`; revisions that wait
+    /// for a replica are sent on the returned channel.
+    pub fn new(
+        domain: &str,
+        port: u16,
+        queue_depth: usize,
+    ) -> (Arc<Router>, mpsc::UnboundedReceiver<String>) {
+        let (pokes, poked) = mpsc::unbounded_channel();
+        let router = Router {
+            domain: domain.to_string(),
+            queue_depth,
+            port,
+            epoch: Instant::now(),
+            table: RwLock::new(Arc::new(RouteTable::new(domain, []))),
+            targets: RwLock::new(HashMap::new()),
+            revisions: RwLock::new(HashMap::new()),
+            draining: Mutex::new(HashSet::new()),
+            pokes,
+            connections: Arc::new(proxy::Pool::default()),
+        };
+        (Arc::new(router), poked)
+    }
+
+    /// Time since the router started: the clock of its statistics.
+    pub fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.read().unwrap().clone()
+    }
+
+    /// The URL of a service.
+    pub fn url(&self, namespace: &str, name: &str) -> String {
+        self.table().url(namespace, name, self.port)
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The revision `component` of a service sends its requests to.
+    pub fn target(
+        &self,
+        namespace: &str,
+        service: &str,
+        component: ComponentKind,
+    ) -> Option<Arc<Revision>> {
+        let key = (namespace.to_string(), service.to_string(), component);
+        self.targets.read().unwrap().get(&key).cloned()
+    }
+
+    /// Every tracked revision.
+    pub fn revisions(&self) -> Vec<Arc<Revision>> {
+        self.revisions.read().unwrap().values().cloned().collect()
+    }
+
+    pub fn revision(&self, name: &str) -> Option<Arc<Revision>> {
+        self.revisions.read().unwrap().get(name).cloned()
+    }
+
+    /// A request waits for `revision`, which has no ready replica.
+    pub fn poke(&self, revision: &str) {
+        let _ = self.pokes.send(revision.to_string());
+    }
+
+    /// Refreshes routes, targets and replicas from the desired state and the reconciler's
+    /// last status. Called whenever either changes.
+    pub fn update(&self, catalog: &Catalog, status: &RuntimeStatus) {
+        let now = self.now();
+        let mut services = Vec::new();
+        let mut components: BTreeMap<ComponentKey, &DesiredComponent> = BTreeMap::new();
+        for entry in catalog.services.values() {
+            let Some(desired) = entry.desired.as_ref() else {
+                continue;
+            };
+            services.push(ServiceRoutes {
+                namespace: desired.namespace.clone(),
+                name: desired.name.clone(),
+                components: desired.components.iter().map(|c| c.kind).collect(),
+                model_names: desired
+                    .components
+                    .iter()
+                    .filter(|c| c.kind == ComponentKind::Predictor)
+                    .flat_map(|c| model_name_arg(&c.template.container.args))
+                    .collect(),
+            });
+            for c in &desired.components {
+                components.insert((desired.namespace.clone(), desired.name.clone(), c.kind), c);
+            }
+        }
+        *self.table.write().unwrap() = Arc::new(RouteTable::new(&self.domain, services));
+
+        // Ready replicas per revision.
+        let draining = self.draining.lock().unwrap().clone();
+        let mut ready: HashMap<&str, Vec<(String, SocketAddr)>> = HashMap::new();
+        for service in status.services.values() {
+            for r in &service.replicas {
+                if let (true, Some(port)) = (r.ready, r.host_port) {
+                    if !draining.contains(&r.container_id) {
+                        ready.entry(r.revision.as_str()).or_default().push((
+                            r.container_id.clone(),
+                            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                        ));
+                    }
+                }
+            }
+        }
+
+        let mut revisions = self.revisions.write().unwrap();
+        let mut targets = HashMap::new();
+        for ((namespace, service, kind), component) in &components {
+            let status = status
+                .services
+                .get(&(namespace.clone(), service.clone()))
+                .and_then(|s| s.components.iter().find(|c| c.component == kind.as_str()));
+            // Traffic goes to the latest ready revision; before any is ready, requests wait
+            // for the latest created one.
+            let name = status.and_then(|c| {
+                c.traffic
+                    .first()
+                    .map(|t| t.revision_name.clone())
+                    .or_else(|| c.latest_created_revision.clone())
+            });
+            let Some(name) = name else { continue };
+            let revision = revisions
+                .entry(name.clone())
+                .or_insert_with(|| {
+                    Arc::new(Revision::new(
+                        &name,
+                        namespace,
+                        service,
+                        self.queue_depth,
+                        now,
+                    ))
+                })
+                .clone();
+            revision.configure(component, self.queue_depth);
+            targets.insert((namespace.clone(), service.clone(), *kind), revision);
+        }
+        // Older revisions stay while they have replicas or requests; then they go.
+        revisions.retain(|name, r| {
+            targets.values().any(|t| &t.name == name)
+                || ready.contains_key(name.as_str())
+                || r.throttler.in_flight() > 0
+                || r.throttler.queued() > 0
+        });
+        for (name, r) in revisions.iter() {
+            let replicas = ready.get(name.as_str()).cloned().unwrap_or_default();
+            r.throttler.set_replicas(&replicas);
+        }
+        drop(revisions);
+        *self.targets.write().unwrap() = targets;
+        // A container no longer listed has stopped: forget it.
+        let listed: HashSet<&str> = status
+            .services
+            .values()
+            .flat_map(|s| s.replicas.iter().map(|r| r.container_id.as_str()))
+            .collect();
+        self.draining
+            .lock()
+            .unwrap()
+            .retain(|id| listed.contains(id.as_str()));
+    }
+}
+
+/// Keeps `router` current with the folder's desired state and the reconciler's status until
+/// `shutdown` turns true.
+pub async fn follow(
+    router: Arc<Router>,
+    mut folder: tokio::sync::watch::Receiver<crate::watch::FolderState>,
+    mut status: tokio::sync::watch::Receiver<RuntimeStatus>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        {
+            let catalog = folder.borrow_and_update().catalog.clone();
+            let runtime = status.borrow_and_update().clone();
+            router.update(&catalog, &runtime);
+        }
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            r = folder.changed() => if r.is_err() { return },
+            r = status.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// The model name a KServe-style server is started with (`--model-name X`, `--model_name=X`).
+fn model_name_arg(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        for flag in ["--model-name", "--model_name"] {
+            if arg == flag {
+                return it.next().cloned();
+            }
+            if let Some(v) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}
+
+impl Drain for Router {
+    fn drain(
+        &self,
+        container_id: &str,
+        limit: Duration,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        self.draining
+            .lock()
+            .unwrap()
+            .insert(container_id.to_string());
+        let revisions = self.revisions();
+        for r in &revisions {
+            r.throttler.exclude(container_id);
+        }
+        let id = container_id.to_string();
+        Box::pin(async move {
+            let all =
+                futures_util::future::join_all(revisions.iter().map(|r| r.throttler.drained(&id)));
+            let _ = tokio::time::timeout(limit, all).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_from_arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            model_name_arg(&args(&["--model-name", "iris"])).as_deref(),
+            Some("iris")
+        );
+        assert_eq!(
+            model_name_arg(&args(&["--model_name=flowers"])).as_deref(),
+            Some("flowers")
+        );
+        assert_eq!(model_name_arg(&args(&["--port", "8080"])), None);
+    }
+}

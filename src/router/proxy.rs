@@ -1,0 +1,555 @@
+//! The HTTP server of the data plane and the forwarding to replicas.
+//!
+//! A request is routed ([`super::routes`]), counted ([`super::stats`]) from its arrival to
+//! the end of its response body, held until its revision has a free slot
+//! ([`super::throttler`]), and forwarded over a kept-alive HTTP/1.1 connection to the
+//! replica. Bodies stream both ways: a token stream reaches the client token by token. The
+//! component's `timeout` bounds the whole request, time held included: 504 before the
+//! response started, a cut stream after.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tracing::{debug, warn};
+
+use super::throttler::{Permit, Rejected};
+use super::{Revision, Router};
+
+/// Errors a response body may end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body the router sends.
+pub type RouterBody = BoxBody<Bytes, BoxError>;
+
+/// How long a client of a full queue is told to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Idle kept-alive connections to replicas, by address.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>,
+}
+
+/// Most idle connections kept per replica.
+const MAX_IDLE_PER_REPLICA: usize = 256;
+
+impl Pool {
+    fn take(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().unwrap();
+        let list = idle.get_mut(&addr)?;
+        while let Some(sender) = list.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, addr: SocketAddr, sender: SendRequest<Incoming>) {
+        let mut idle = self.idle.lock().unwrap();
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_REPLICA {
+            list.push(sender);
+        }
+    }
+}
+
+/// Serves the data plane on `listener` until `shutdown` turns true; requests in flight then
+/// finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Arc<Router>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(handle(&router, req, client).await) }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+}
+
+/// A short response the router makes itself.
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<RouterBody> {
+    let mut response = Response::new(Full::new(body.into()).map_err(|e| match e {}).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap(),
+    );
+    response
+}
+
+/// Knative's texts for the router's own errors.
+fn error(status: StatusCode, message: &str) -> Response<RouterBody> {
+    reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
+}
+
+async fn handle(
+    router: &Router,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<RouterBody> {
+    let arrived = Instant::now();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .map(str::to_string);
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let routed = match router.table().resolve(host.as_deref(), &path) {
+        Ok(r) => r,
+        Err(not_found) => {
+            return reply(StatusCode::NOT_FOUND, "application/json", not_found.body())
+        }
+    };
+    let Some(revision) = router.target(&routed.namespace, &routed.service, routed.component) else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{}/{} has no {} revision yet",
+                routed.namespace,
+                routed.service,
+                routed.component.as_str()
+            ),
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        return r;
+    };
+    let deadline = arrived + revision.timeout();
+    let counted = Counted::new(router, revision.clone());
+    let mut req = req;
+    let client_upgrade = req
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    prepare_request(
+        &mut parts.headers,
+        &parts.uri,
+        parts.version,
+        host.as_deref(),
+        client,
+    );
+    parts.uri =
+        Uri::try_from(routed.path_and_query.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+    parts.version = Version::HTTP_11;
+    let mut request = Request::from_parts(parts, body);
+
+    // Retry only what never reached a replica: a refused connection, or a kept-alive
+    // connection the replica had closed before taking the request.
+    loop {
+        if revision.throttler.replicas() == 0 {
+            router.poke(&revision.name);
+        }
+        let permit = match tokio::time::timeout_at(deadline, revision.throttler.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(Rejected::QueueFull)) => {
+                warn!(revision = %revision.name, "queue full: answering 503");
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pending request queue full",
+                );
+                r.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+                return r;
+            }
+            Err(_) => return error(StatusCode::GATEWAY_TIMEOUT, "activator request timeout"),
+        };
+        let addr = permit.addr();
+        let sender = match router.connections.take(addr) {
+            Some(s) => s,
+            None => match connect(addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(replica = %permit.replica(), error = %e, "replica refused the connection; retrying elsewhere");
+                    revision.throttler.exclude(permit.replica());
+                    continue;
+                }
+            },
+        };
+        match send(sender, request, deadline).await {
+            Sent::Response(mut response, sender) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client_upgrade) = client_upgrade {
+                        let upstream = hyper::upgrade::on(&mut response);
+                        tokio::spawn(tunnel(client_upgrade, upstream, permit, counted));
+                        let (parts, _) = response.into_parts();
+                        return Response::from_parts(parts, empty());
+                    }
+                }
+                return respond(router, response, sender, addr, permit, counted, deadline);
+            }
+            Sent::Unsent(back) => {
+                request = back;
+                continue;
+            }
+            Sent::TimedOut => return error(StatusCode::GATEWAY_TIMEOUT, "request timeout"),
+            Sent::Failed(e) => {
+                warn!(revision = %revision.name, replica = %permit.replica(), error = %e, "replica failed the request");
+                return error(StatusCode::BAD_GATEWAY, &format!("replica failed: {e}"));
+            }
+        }
+    }
+}
+
+fn empty() -> RouterBody {
+    http_body_util::Empty::new().map_err(|e| match e {}).boxed()
+}
+
+/// Joins an upgraded client connection (a WebSocket) to the replica's, both ways, until
+/// either side closes; the slot and the count are held meanwhile.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    permit: Permit,
+    counted: Counted,
+) {
+    match tokio::try_join!(client, upstream) {
+        Ok((client, upstream)) => {
+            let mut client = TokioIo::new(client);
+            let mut upstream = TokioIo::new(upstream);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        }
+        Err(e) => debug!(error = %e, "upgrade failed"),
+    }
+    drop(permit);
+    drop(counted);
+}
+
+/// A new HTTP/1.1 connection to a replica.
+async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Incoming>> {
+    let stream = TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            debug!(error = %e, "replica connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+enum Sent {
+    Response(Response<Incoming>, SendRequest<Incoming>),
+    /// The request never left: it can go to another connection.
+    Unsent(Request<Incoming>),
+    TimedOut,
+    Failed(hyper::Error),
+}
+
+async fn send(
+    mut sender: SendRequest<Incoming>,
+    request: Request<Incoming>,
+    deadline: Instant,
+) -> Sent {
+    if sender.ready().await.is_err() {
+        return Sent::Unsent(request);
+    }
+    let sending = sender.try_send_request(request);
+    match tokio::time::timeout_at(deadline, sending).await {
+        Err(_) => Sent::TimedOut,
+        Ok(Ok(response)) => Sent::Response(response, sender),
+        Ok(Err(mut e)) => match e.take_message() {
+            Some(request) => Sent::Unsent(request),
+            None => Sent::Failed(e.into_error()),
+        },
+    }
+}
+
+fn respond(
+    router: &Router,
+    response: Response<Incoming>,
+    sender: SendRequest<Incoming>,
+    addr: SocketAddr,
+    permit: Permit,
+    counted: Counted,
+    deadline: Instant,
+) -> Response<RouterBody> {
+    let (mut parts, body) = response.into_parts();
+    if parts.status != StatusCode::SWITCHING_PROTOCOLS {
+        remove_hop_by_hop(&mut parts.headers);
+    }
+    let body = Tracked {
+        inner: body,
+        finish: Some(Finish {
+            permit,
+            counted,
+            sender: Some(sender),
+            addr,
+            pool: router.connections.clone(),
+        }),
+        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+    };
+    Response::from_parts(parts, body.boxed())
+}
+
+/// Counts a request in its revision's statistics until dropped (the response body ended,
+/// or the request failed, or the client went away).
+struct Counted {
+    revision: Arc<Revision>,
+    epoch: std::time::Instant,
+}
+
+impl Counted {
+    fn new(router: &Router, revision: Arc<Revision>) -> Counted {
+        revision.request_in(router.now());
+        Counted {
+            revision,
+            epoch: router.epoch,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.revision.request_out(self.epoch.elapsed());
+    }
+}
+
+/// What ends with the response body: the slot, the count, and the connection (back to the
+/// pool when the body was read to its end).
+struct Finish {
+    permit: Permit,
+    counted: Counted,
+    sender: Option<SendRequest<Incoming>>,
+    addr: SocketAddr,
+    pool: Arc<Pool>,
+}
+
+/// A replica's response body, streamed frame by frame, cut at the request's deadline.
+struct Tracked {
+    inner: Incoming,
+    finish: Option<Finish>,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl Tracked {
+    fn end(&mut self, reuse: bool) {
+        if let Some(mut finish) = self.finish.take() {
+            if reuse {
+                if let Some(sender) = finish.sender.take() {
+                    finish.pool.give_back(finish.addr, sender);
+                }
+            }
+            drop(finish.permit);
+            drop(finish.counted);
+        }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.finish.is_some() && self.deadline.as_mut().poll(cx).is_ready() {
+            self.end(false);
+            return Poll::Ready(Some(Err("request timeout".into())));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.end(true);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.end(false);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let done = self.inner.is_end_stream();
+        self.end(done);
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Drops hop-by-hop headers, including those the Connection header names.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Prepares a request for a replica: hop-by-hop headers go (an upgrade's stay), the
+/// `X-Forwarded-*` headers say who asked and how, and an HTTP/2 request gets a Host.
+fn prepare_request(
+    headers: &mut HeaderMap,
+    uri: &Uri,
+    version: Version,
+    host: Option<&str>,
+    client: SocketAddr,
+) {
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    remove_hop_by_hop(headers);
+    if let Some(upgrade) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", client.ip()),
+        None => client.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        let proto = uri.scheme_str().unwrap_or("http").to_string();
+        if let Ok(v) = HeaderValue::from_str(&proto) {
+            headers.insert("x-forwarded-proto", v);
+        }
+    }
+    if let Some(host) = host {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            if !headers.contains_key("x-forwarded-host") {
+                headers.insert("x-forwarded-host", v.clone());
+            }
+            if version == Version::HTTP_2 || !headers.contains_key(header::HOST) {
+                headers.insert(header::HOST, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_and_forwarding_headers_come() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let client: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        let uri: Uri = "/v1/models/iris:predict".parse().unwrap();
+        prepare_request(
+            &mut headers,
+            &uri,
+            Version::HTTP_11,
+            Some("iris.default.localhost:8080"),
+            client,
+        );
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert!(headers.get("keep-alive").is_none());
+        assert!(headers.get("x-secret").is_none(), "named by Connection");
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.9");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "iris.default.localhost:8080");
+        assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let uri: Uri = "/ws".parse().unwrap();
+        prepare_request(
+            &mut headers,
+            &uri,
+            Version::HTTP_11,
+            None,
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+    }
+}
