@@ -193,7 +193,9 @@ fn track(
                 let ready = ready_count(status, &name);
                 let collector = Collector::for_settings(&settings);
                 let decider = Decider::new(decider_spec, collector, ready, now);
-                let pa = PodAutoscaler::new(kpa, now);
+                let mut pa = PodAutoscaler::new(kpa, now);
+                // Bounds apply from the start (min-scale above the initial scale).
+                pa.reconcile(now, decider.status(), ready);
                 let view = ScaleView {
                     revision: name.clone(),
                     desired: -1,

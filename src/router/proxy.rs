@@ -43,14 +43,14 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// Idle kept-alive connections to replicas, by address.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<UpstreamBody>>>>,
 }
 
 /// Most idle connections kept per replica.
 const MAX_IDLE_PER_REPLICA: usize = 256;
 
 impl Pool {
-    fn take(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
+    fn take(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap();
         let list = idle.get_mut(&addr)?;
         while let Some(sender) = list.pop() {
@@ -61,7 +61,7 @@ impl Pool {
         None
     }
 
-    fn give_back(&self, addr: SocketAddr, sender: SendRequest<Incoming>) {
+    fn give_back(&self, addr: SocketAddr, sender: SendRequest<UpstreamBody>) {
         let mut idle = self.idle.lock().unwrap();
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_REPLICA {
@@ -179,13 +179,22 @@ async fn handle(
         host.as_deref(),
         client,
     );
-    parts.uri =
+    let uri =
         Uri::try_from(routed.path_and_query.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
-    parts.version = Version::HTTP_11;
-    let mut request = Request::from_parts(parts, body);
+    let upstream = Upstream {
+        method: parts.method,
+        uri,
+        headers: parts.headers,
+    };
+    let mut payload =
+        match Payload::read(body, &upstream.headers, client_upgrade.is_some(), deadline).await {
+            Ok(p) => p,
+            Err(response) => return *response,
+        };
 
-    // Retry only what never reached a replica: a refused connection, or a kept-alive
-    // connection the replica had closed before taking the request.
+    // Retry only what never reached a replica: a refused connection, a kept-alive connection
+    // the replica had closed before taking the request, or a new connection that the dead
+    // replica's published port (Docker's proxy) accepted and closed without an answer.
     loop {
         if revision.throttler.replicas() == 0 {
             router.poke(&revision.name);
@@ -207,10 +216,10 @@ async fn handle(
             Err(_) => return error(StatusCode::GATEWAY_TIMEOUT, "activator request timeout"),
         };
         let addr = permit.addr();
-        let sender = match router.connections.take(addr) {
-            Some(s) => s,
+        let (sender, fresh) = match router.connections.take(addr) {
+            Some(s) => (s, false),
             None => match connect(addr).await {
-                Ok(s) => s,
+                Ok(s) => (s, true),
                 Err(e) => {
                     debug!(replica = %permit.replica(), error = %e, "replica refused the connection; retrying elsewhere");
                     revision.throttler.exclude(permit.replica());
@@ -218,7 +227,10 @@ async fn handle(
                 }
             },
         };
-        match send(sender, request, deadline).await {
+        let Some(body) = payload.take() else {
+            return error(StatusCode::BAD_GATEWAY, "the request body was already sent");
+        };
+        match send(sender, upstream.request(body), deadline).await {
             Sent::Response(mut response, sender) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_upgrade) = client_upgrade {
@@ -231,15 +243,104 @@ async fn handle(
                 return respond(router, response, sender, addr, permit, counted, deadline);
             }
             Sent::Unsent(back) => {
-                request = back;
+                payload.put_back(back.into_body());
                 continue;
             }
             Sent::TimedOut => return error(StatusCode::GATEWAY_TIMEOUT, "request timeout"),
             Sent::Failed(e) => {
+                // The replica is likely gone: no new requests until the next status says
+                // otherwise.
+                revision.throttler.exclude(permit.replica());
+                if fresh && e.is_incomplete_message() && payload.replayable() {
+                    debug!(replica = %permit.replica(), "the replica's port closed a new connection unanswered; retrying elsewhere");
+                    continue;
+                }
                 warn!(revision = %revision.name, replica = %permit.replica(), error = %e, "replica failed the request");
                 return error(StatusCode::BAD_GATEWAY, &format!("replica failed: {e}"));
             }
         }
+    }
+}
+
+/// A request body as sent to replicas.
+type UpstreamBody = BoxBody<Bytes, hyper::Error>;
+
+/// Request bodies of known length up to this size are kept until answered, so a request a
+/// dead replica swallowed can go to another one; larger ones stream and are never retried
+/// once sent.
+const KEPT_BODY_BYTES: u64 = 1024 * 1024;
+
+/// What goes to a replica, besides the body.
+struct Upstream {
+    method: hyper::Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Upstream {
+    fn request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// The request body: kept (small, known length), or streamed through once.
+enum Payload {
+    Kept(Bytes),
+    Streamed(Option<UpstreamBody>),
+}
+
+impl Payload {
+    /// Reads a small body whole (within the request's deadline); streams anything else.
+    async fn read(
+        body: Incoming,
+        headers: &HeaderMap,
+        upgrade: bool,
+        deadline: Instant,
+    ) -> Result<Payload, Box<Response<RouterBody>>> {
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let small = length.is_some_and(|n| n <= KEPT_BODY_BYTES)
+            || (length.is_none() && body.is_end_stream());
+        if upgrade || !small {
+            return Ok(Payload::Streamed(Some(body.boxed())));
+        }
+        match tokio::time::timeout_at(deadline, body.collect()).await {
+            Ok(Ok(collected)) => Ok(Payload::Kept(collected.to_bytes())),
+            Ok(Err(e)) => Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the request body: {e}"),
+            ))),
+            Err(_) => Err(Box::new(error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "request timeout",
+            ))),
+        }
+    }
+
+    /// The body for the next attempt; `None` once a streamed body has gone.
+    fn take(&mut self) -> Option<UpstreamBody> {
+        match self {
+            Payload::Kept(bytes) => Some(Full::new(bytes.clone()).map_err(|e| match e {}).boxed()),
+            Payload::Streamed(body) => body.take(),
+        }
+    }
+
+    /// A body that never left comes back for the next attempt.
+    fn put_back(&mut self, body: UpstreamBody) {
+        if let Payload::Streamed(slot) = self {
+            *slot = Some(body);
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, Payload::Kept(_))
     }
 }
 
@@ -268,7 +369,7 @@ async fn tunnel(
 }
 
 /// A new HTTP/1.1 connection to a replica.
-async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Incoming>> {
+async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<UpstreamBody>> {
     let stream = TcpStream::connect(addr).await?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
@@ -284,16 +385,16 @@ async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Incoming>> {
 }
 
 enum Sent {
-    Response(Response<Incoming>, SendRequest<Incoming>),
+    Response(Response<Incoming>, SendRequest<UpstreamBody>),
     /// The request never left: it can go to another connection.
-    Unsent(Request<Incoming>),
+    Unsent(Request<UpstreamBody>),
     TimedOut,
     Failed(hyper::Error),
 }
 
 async fn send(
-    mut sender: SendRequest<Incoming>,
-    request: Request<Incoming>,
+    mut sender: SendRequest<UpstreamBody>,
+    request: Request<UpstreamBody>,
     deadline: Instant,
 ) -> Sent {
     if sender.ready().await.is_err() {
@@ -313,7 +414,7 @@ async fn send(
 fn respond(
     router: &Router,
     response: Response<Incoming>,
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<UpstreamBody>,
     addr: SocketAddr,
     permit: Permit,
     counted: Counted,
@@ -365,7 +466,7 @@ impl Drop for Counted {
 struct Finish {
     permit: Permit,
     counted: Counted,
-    sender: Option<SendRequest<Incoming>>,
+    sender: Option<SendRequest<UpstreamBody>>,
     addr: SocketAddr,
     pool: Arc<Pool>,
 }

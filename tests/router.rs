@@ -1,0 +1,591 @@
+//! The data plane end to end, on a real Docker engine with the example model server: routes,
+//! `containerConcurrency` as a hard limit, requests held at zero, streaming, a full queue,
+//! timeouts, the autoscaler scaling out under a burst and back down to zero, and a replica
+//! killed under load.
+//!
+//! Needs the Docker engine and the `gantry-model-server:latest` image
+//! (`examples/model-server/build-image.sh`); `.ci/run` provides both. On CI (`CI=true`) a
+//! missing engine or image fails the test; elsewhere the test says why it did not run.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::daemon::{
+    docker, engine_and_image_ready, models_dir, ready_replicas, wait_for, wait_until_removed,
+    Daemon, MODEL_SERVER,
+};
+use support::http::{request, request_timed, Reply};
+
+/// Three Iris flowers, one of each class.
+const INSTANCES: &str =
+    r#"{"instances": [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]]}"#;
+
+/// An InferenceService running the example model server with `args` and predictor fields
+/// `extra` (indented under `predictor:`), annotations `annotations`.
+fn service(name: &str, annotations: &str, extra: &str, args: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{annotations}")
+    };
+    format!(
+        "apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+{annotations}spec:
+  predictor:
+{extra}    containers:
+    - name: kserve-container
+      image: {MODEL_SERVER}
+      args: [--model-name={name}{args}]
+      env:
+      - name: STORAGE_URI
+        value: {models}
+      readinessProbe:
+        httpGet: {{path: /v2/health/ready}}
+        periodSeconds: 1
+      resources:
+        requests: {{cpu: 50m, memory: 32Mi}}
+        limits: {{cpu: 500m, memory: 64Mi}}
+",
+        models = models_dir().display()
+    )
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    daemon: Daemon,
+}
+
+/// A daemon on an empty folder, with `config` as its config file.
+fn setup(config: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    let config_file = tmp.path().join("gantry.yaml");
+    std::fs::write(&config_file, config).unwrap();
+    let daemon = Daemon::start_with(
+        &dir,
+        &tmp.path().join("state"),
+        &["--config", config_file.to_str().unwrap()],
+    );
+    Setup {
+        _tmp: tmp,
+        dir,
+        daemon,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", std::process::id())
+}
+
+fn predict(d: &Daemon, name: &str, timeout: Duration) -> std::io::Result<Reply> {
+    request(
+        &d.listen,
+        "POST",
+        &format!("{name}.default.localhost"),
+        &format!("/v1/models/{name}:predict"),
+        INSTANCES,
+        timeout,
+    )
+}
+
+fn ready_count(v: &Value) -> usize {
+    ready_replicas(v).len()
+}
+
+/// Removes the services' files and waits for their containers to go.
+fn remove(dir: &Path, names: &[&str]) {
+    for name in names {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.yaml")));
+    }
+    wait_until_removed(names);
+}
+
+#[test]
+fn requests_route_by_host_prefix_and_model_name() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("");
+    let name = unique("route");
+    std::fs::write(
+        s.dir.join(format!("{name}.yaml")),
+        service(&name, "", "    minReplicas: 1\n", ""),
+    )
+    .unwrap();
+    let v = wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+    let port = s.daemon.listen.rsplit(':').next().unwrap();
+    assert_eq!(
+        v["url"],
+        format!("http://{name}.default.localhost:{port}"),
+        "the URL users call"
+    );
+
+    let by_host = predict(&s.daemon, &name, Duration::from_secs(10)).unwrap();
+    assert_eq!(by_host.status, 200, "{by_host:?}");
+    assert_eq!(by_host.json()["predictions"], serde_json::json!([0, 1, 2]));
+
+    let by_prefix = request(
+        &s.daemon.listen,
+        "POST",
+        "anything",
+        &format!("/serving/default/{name}/v1/models/{name}:predict"),
+        INSTANCES,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(
+        by_prefix.json()["predictions"],
+        serde_json::json!([0, 1, 2])
+    );
+
+    let by_model = request(
+        &s.daemon.listen,
+        "GET",
+        "127.0.0.1",
+        &format!("/v2/models/{name}/ready"),
+        "",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(by_model.status, 200, "{by_model:?}");
+    assert_eq!(by_model.json()["ready"], true);
+
+    let component = request(
+        &s.daemon.listen,
+        "GET",
+        &format!("{name}-predictor.default"),
+        &format!("/v1/models/{name}"),
+        "",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(
+        component.status, 200,
+        "the predictor's own host (KServe's --predictor_host)"
+    );
+
+    let unknown = request(
+        &s.daemon.listen,
+        "GET",
+        "nope.default.localhost",
+        "/v1/models/nope",
+        "",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(unknown.status, 404);
+    let body = unknown.json();
+    assert_eq!(body["lookedFor"]["host"], "nope.default.localhost");
+    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    remove(&s.dir, &[&name]);
+}
+
+#[test]
+fn container_concurrency_is_a_hard_limit_per_replica() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("");
+    let name = unique("cc1");
+    std::fs::write(
+        s.dir.join(format!("{name}.yaml")),
+        service(
+            &name,
+            "",
+            "    minReplicas: 2\n    maxReplicas: 2\n    containerConcurrency: 1\n",
+            ", --latency=200ms",
+        ),
+    )
+    .unwrap();
+    let v = wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
+        ready_count(v) == 2
+    });
+    let replicas = ready_replicas(&v);
+
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let listen = s.daemon.listen.clone();
+            let name = name.clone();
+            std::thread::spawn(move || {
+                request(
+                    &listen,
+                    "POST",
+                    &format!("{name}.default.localhost"),
+                    &format!("/v1/models/{name}:predict"),
+                    INSTANCES,
+                    Duration::from_secs(30),
+                )
+                .map(|r| r.status)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(statuses, [200; 8], "every request served, none refused");
+
+    let mut total = 0;
+    for (_, port, _) in &replicas {
+        let stats = request(
+            &format!("127.0.0.1:{port}"),
+            "GET",
+            "x",
+            "/stats",
+            "",
+            Duration::from_secs(5),
+        )
+        .unwrap()
+        .json();
+        assert_eq!(
+            stats["max_in_flight"], 1,
+            "a replica saw two requests at once: {stats}"
+        );
+        total += stats["requests"].as_u64().unwrap();
+    }
+    assert_eq!(total, 8, "both replicas together served the 8 requests");
+    remove(&s.dir, &[&name]);
+}
+
+#[test]
+fn a_request_at_zero_is_held_until_a_replica_is_ready() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("autoscaling:\n  allow-zero-initial-scale: true\n");
+    let name = unique("zero");
+    std::fs::write(
+        s.dir.join(format!("{name}.yaml")),
+        service(
+            &name,
+            "    autoscaling.knative.dev/initial-scale: \"0\"\n",
+            "    minReplicas: 0\n    maxReplicas: 1\n",
+            ", --startup-delay=1s",
+        ),
+    )
+    .unwrap();
+    // Known, with a revision, and no replica at all.
+    let v = wait_for(&s.daemon, &name, "a revision at zero", 30, |v| {
+        v["status"]["components"][0]["latestCreatedRevision"].is_string()
+    });
+    assert_eq!(ready_count(&v), 0);
+    assert!(v["status"]["replicas"]
+        .as_array()
+        .is_none_or(|r| r.is_empty()));
+
+    let started = Instant::now();
+    let reply = predict(&s.daemon, &name, Duration::from_secs(60)).unwrap();
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["predictions"], serde_json::json!([0, 1, 2]));
+    assert!(
+        took >= Duration::from_secs(1),
+        "the replica's 1s start-up was waited for: {took:?}"
+    );
+    let v = wait_for(&s.daemon, &name, "the replica that served it", 10, |v| {
+        ready_count(v) == 1
+    });
+    assert_eq!(ready_count(&v), 1);
+    remove(&s.dir, &[&name]);
+}
+
+#[test]
+fn a_token_stream_arrives_as_it_is_produced() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("");
+    let name = unique("sse");
+    std::fs::write(
+        s.dir.join(format!("{name}.yaml")),
+        service(
+            &name,
+            "",
+            "    minReplicas: 1\n",
+            ", --stream, --latency=300ms",
+        ),
+    )
+    .unwrap();
+    wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+    let (reply, arrivals) = request_timed(
+        &s.daemon.listen,
+        "POST",
+        &format!("{name}.default.localhost"),
+        &format!("/v1/models/{name}:predict"),
+        &[("Accept", "text/event-stream")],
+        INSTANCES,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    assert_eq!(reply.body.matches("data:").count(), 3, "{}", reply.body);
+    let first = arrivals.first().unwrap().0;
+    let last = arrivals.last().unwrap().0;
+    assert!(
+        last - first >= Duration::from_millis(400),
+        "the events came together instead of one by one: {arrivals:?}"
+    );
+    remove(&s.dir, &[&name]);
+}
+
+#[test]
+fn a_full_queue_answers_503_and_a_late_request_504() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("queue-depth: 1\n");
+    let slow = unique("queue");
+    let late = unique("late");
+    std::fs::write(
+        s.dir.join(format!("{slow}.yaml")),
+        service(
+            &slow,
+            "",
+            "    minReplicas: 1\n    maxReplicas: 1\n    containerConcurrency: 1\n",
+            ", --latency=3s",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        s.dir.join(format!("{late}.yaml")),
+        service(
+            &late,
+            "",
+            "    minReplicas: 1\n    timeout: 1\n",
+            ", --latency=3s",
+        ),
+    )
+    .unwrap();
+    wait_for(&s.daemon, &slow, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+    wait_for(&s.daemon, &late, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+
+    // Three at once on one slot and a queue of one: one in flight, one waiting, and the
+    // third finds the queue full.
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let listen = s.daemon.listen.clone();
+            let slow = slow.clone();
+            std::thread::spawn(move || {
+                request(
+                    &listen,
+                    "POST",
+                    &format!("{slow}.default.localhost"),
+                    &format!("/v1/models/{slow}:predict"),
+                    INSTANCES,
+                    Duration::from_secs(30),
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut replies: Vec<Reply> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    replies.sort_by_key(|r| r.status);
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 503], "{replies:?}");
+    let full = &replies[2];
+    assert_eq!(full.header("retry-after"), Some("1"));
+    assert!(
+        full.body.contains("pending request queue full"),
+        "{}",
+        full.body
+    );
+
+    let timed_out = predict(&s.daemon, &late, Duration::from_secs(30)).unwrap();
+    assert_eq!(timed_out.status, 504, "{timed_out:?}");
+    assert!(
+        timed_out.body.contains("request timeout"),
+        "{}",
+        timed_out.body
+    );
+    remove(&s.dir, &[&slow, &late]);
+}
+
+/// Load from `clients` threads until `stop`; counts answers by status.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(d: &Daemon, name: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                let (listen, name) = (d.listen.clone(), name.to_string());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        match request(
+                            &listen,
+                            "POST",
+                            &format!("{name}.default.localhost"),
+                            &format!("/v1/models/{name}:predict"),
+                            INSTANCES,
+                            Duration::from_secs(60),
+                        ) {
+                            Ok(r) if r.status == 200 => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(r) => failed
+                                .lock()
+                                .unwrap()
+                                .push(format!("{} {}", r.status, r.body)),
+                            Err(e) => failed.lock().unwrap().push(e.to_string()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    /// Stops; the requests served and the failures.
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let failed = self.failed.lock().unwrap().clone();
+        (self.ok.load(Ordering::SeqCst), failed)
+    }
+}
+
+/// Short windows so that a test sees a whole cycle in seconds.
+const FAST_AUTOSCALER: &str = "autoscaling:
+  stable-window: 6s
+  scale-down-delay: 0s
+  scale-to-zero-grace-period: 1s
+  scale-to-zero-pod-retention-period: 0s
+  max-scale-down-rate: 2
+";
+
+#[test]
+fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup(FAST_AUTOSCALER);
+    let name = unique("burst");
+    // containerConcurrency 1 at 85 %: 4 clients need ceil(4 / 0.85) = 5 replicas; the bound
+    // is 3.
+    std::fs::write(
+        s.dir.join(format!("{name}.yaml")),
+        service(
+            &name,
+            "",
+            "    minReplicas: 0\n    maxReplicas: 3\n    containerConcurrency: 1\n",
+            ", --latency=300ms",
+        ),
+    )
+    .unwrap();
+    wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+
+    let load = Load::start(&s.daemon, &name, 4);
+    // The 1s panic window sees 4 in flight on one replica: 5 needed, over twice the ready.
+    let panicked = wait_for(&s.daemon, &name, "the decider to panic", 30, |v| {
+        v["autoscaling"][0]["panic"] == true
+    });
+    assert!(
+        panicked["autoscaling"][0]["desired"].as_i64().unwrap() > 1,
+        "{}",
+        panicked["autoscaling"]
+    );
+    let v = wait_for(&s.daemon, &name, "three ready replicas", 60, |v| {
+        ready_count(v) == 3
+    });
+    let decided = &v["autoscaling"][0];
+    assert_eq!(decided["replicas"], 3, "capped at maxReplicas: {decided}");
+    let (served, failed) = load.finish();
+    assert!(failed.is_empty(), "no request may fail: {failed:?}");
+    assert!(served > 10, "{served} requests served");
+    let count = |v: &Value| v["status"]["replicas"].as_array().map_or(0, |r| r.len());
+    assert!(count(&v) <= 3, "never above maxReplicas");
+
+    // Quiet: down at the rate limit, then to zero.
+    let v = wait_for(&s.daemon, &name, "scaled to zero", 90, |v| {
+        v["autoscaling"][0]["replicas"] == 0 && count(v) == 0
+    });
+    assert_eq!(v["autoscaling"][0]["activity"], "inactive");
+
+    // And back: the next request is held while a replica starts.
+    let reply = predict(&s.daemon, &name, Duration::from_secs(60)).unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["predictions"], serde_json::json!([0, 1, 2]));
+    remove(&s.dir, &[&name]);
+}
+
+#[test]
+fn killing_a_replica_under_load_loses_only_what_it_held() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("");
+    let name = unique("kill");
+    std::fs::write(
+        s.dir.join(format!("{name}.yaml")),
+        service(
+            &name,
+            "",
+            "    minReplicas: 2\n    maxReplicas: 2\n    containerConcurrency: 1\n",
+            ", --latency=100ms",
+        ),
+    )
+    .unwrap();
+    let v = wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
+        ready_count(v) == 2
+    });
+    let victim = ready_replicas(&v)[0].2.clone();
+
+    let load = Load::start(&s.daemon, &name, 4);
+    let before = Instant::now();
+    while load.ok.load(Ordering::SeqCst) < 10 && before.elapsed() < Duration::from_secs(20) {
+        std::thread::yield_now();
+    }
+    docker(&["kill", &victim]);
+    let after = load.ok.load(Ordering::SeqCst);
+    while load.ok.load(Ordering::SeqCst) < after + 20 && before.elapsed() < Duration::from_secs(40)
+    {
+        std::thread::yield_now();
+    }
+    let (served, failed) = load.finish();
+    assert!(
+        served >= after + 20,
+        "the other replica kept serving: {served}"
+    );
+    // With containerConcurrency 1 the killed replica held at most one request.
+    assert!(
+        failed.len() <= 1,
+        "requests that had not reached it were lost: {failed:?}"
+    );
+    remove(&s.dir, &[&name]);
+}
