@@ -11,7 +11,10 @@ mod docker_support;
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
 use support::daemon::{condition, docker, ready_replicas, wait_for, wait_until_removed, Daemon};
+use support::http::request;
 
 use support::FOUR_GPUS as GPUS;
 
@@ -169,6 +172,23 @@ fn a_one_gpu_workstation_swaps_revisions_and_rolls_back_a_failed_one() {
     });
 
     // A new revision needs the only GPU: the old replica makes room, the new one takes it.
+    // Requests that arrive meanwhile are held and answered by a replica, never refused.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (stop, listen, host) = (
+            stop.clone(),
+            d.listen.clone(),
+            format!("{name}.default.localhost"),
+        );
+        std::thread::spawn(move || {
+            let mut replies = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = request(&listen, "GET", &host, "/", "", Duration::from_secs(60)).unwrap();
+                replies.push((r.status, r.body));
+            }
+            replies
+        })
+    };
     std::fs::write(
         &file,
         service(&name, "RTX_A6000", 1).replace("'8080']", "'8080', -v]"),
@@ -179,6 +199,16 @@ fn a_one_gpu_workstation_swaps_revisions_and_rolls_back_a_failed_one() {
             && ready_replicas(v).iter().all(|r| r.0.ends_with("-00002"))
     });
     assert_eq!(visible_devices(&ready_replicas(&v)[0].2), "GPU-only-one");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let replies = client.join().unwrap();
+    assert!(!replies.is_empty());
+    for (status, body) in &replies {
+        // busybox httpd answers `/` itself (404); the router's own answers are 5xx.
+        assert!(
+            *status < 500,
+            "a request during the swap was not served: {status} {body}"
+        );
+    }
 
     // A revision that never becomes ready (its image does not exist): back to 00002.
     std::fs::write(

@@ -114,6 +114,8 @@ pub struct Router {
     /// once instead of at its next tick.
     pokes: mpsc::UnboundedSender<String>,
     pub(crate) connections: Arc<proxy::Pool>,
+    /// Bumped by every [`Router::update`]: waiting requests look again at their target.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Router {
@@ -136,6 +138,7 @@ impl Router {
             draining: Mutex::new(HashSet::new()),
             pokes,
             connections: Arc::new(proxy::Pool::default()),
+            generation: tokio::sync::watch::channel(0).0,
         };
         (Arc::new(router), poked)
     }
@@ -167,6 +170,11 @@ impl Router {
     ) -> Option<Arc<Revision>> {
         let key = (namespace.to_string(), service.to_string(), component);
         self.targets.read().unwrap().get(&key).cloned()
+    }
+
+    /// Fires after each update of routes and targets.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Every tracked revision.
@@ -233,13 +241,12 @@ impl Router {
                 .services
                 .get(&(namespace.clone(), service.clone()))
                 .and_then(|s| s.components.iter().find(|c| c.component == kind.as_str()));
-            // Traffic goes to the latest ready revision; before any is ready, requests wait
-            // for the latest created one.
             let name = status.and_then(|c| {
-                c.traffic
-                    .first()
-                    .map(|t| t.revision_name.clone())
-                    .or_else(|| c.latest_created_revision.clone())
+                target_revision(
+                    c.traffic.first().map(|t| t.revision_name.as_str()),
+                    c.latest_created_revision.as_deref(),
+                    |r| ready.contains_key(r),
+                )
             });
             let Some(name) = name else { continue };
             let revision = revisions
@@ -280,6 +287,24 @@ impl Router {
             .lock()
             .unwrap()
             .retain(|id| listed.contains(id.as_str()));
+        self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// The revision a component's requests go to: the latest ready one (its traffic target)
+/// while it has ready replicas; otherwise the latest created one, whose replicas are coming
+/// (before any revision was ready, and during a GPU swap, when the old revision's replicas
+/// made room for the new one: requests then wait for the new replica). A revision scaled to
+/// zero that is also the latest waits for its own replica.
+fn target_revision(
+    traffic: Option<&str>,
+    latest: Option<&str>,
+    has_ready: impl Fn(&str) -> bool,
+) -> Option<String> {
+    match (traffic, latest) {
+        (Some(t), _) if has_ready(t) => Some(t.to_string()),
+        (_, Some(l)) => Some(l.to_string()),
+        (t, None) => t.map(str::to_string),
     }
 }
 
@@ -347,6 +372,35 @@ impl Drain for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_go_where_replicas_are_or_are_coming() {
+        let ready = |names: &'static [&'static str]| move |r: &str| names.contains(&r);
+        let t = |traffic, latest, has: &'static [&'static str]| {
+            target_revision(traffic, latest, ready(has))
+        };
+        assert_eq!(
+            t(Some("a-1"), Some("a-2"), &["a-1"]).as_deref(),
+            Some("a-1"),
+            "rolling out"
+        );
+        assert_eq!(
+            t(Some("a-1"), Some("a-2"), &[]).as_deref(),
+            Some("a-2"),
+            "swapped out"
+        );
+        assert_eq!(
+            t(Some("a-1"), Some("a-1"), &[]).as_deref(),
+            Some("a-1"),
+            "at zero"
+        );
+        assert_eq!(
+            t(None, Some("a-1"), &[]).as_deref(),
+            Some("a-1"),
+            "first start"
+        );
+        assert_eq!(t(None, None, &[]), None);
+    }
 
     #[test]
     fn model_names_from_arguments() {

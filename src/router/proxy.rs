@@ -148,7 +148,8 @@ async fn handle(
             return reply(StatusCode::NOT_FOUND, "application/json", not_found.body())
         }
     };
-    let Some(revision) = router.target(&routed.namespace, &routed.service, routed.component) else {
+    let target = || router.target(&routed.namespace, &routed.service, routed.component);
+    let Some(mut revision) = target() else {
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
@@ -165,7 +166,7 @@ async fn handle(
         return r;
     };
     let deadline = arrived + revision.timeout();
-    let counted = Counted::new(router, revision.clone());
+    let mut counted = Counted::new(router, revision.clone());
     let mut req = req;
     let client_upgrade = req
         .headers()
@@ -199,7 +200,32 @@ async fn handle(
         if revision.throttler.replicas() == 0 {
             router.poke(&revision.name);
         }
-        let permit = match tokio::time::timeout_at(deadline, revision.throttler.acquire()).await {
+        // While it waits, the component's target may change (a GPU swap hands over to the
+        // new revision): the request follows. Other updates leave its place in the queue.
+        let acquired = {
+            let mut changes = router.changes();
+            let acquire = tokio::time::timeout_at(deadline, revision.throttler.acquire());
+            tokio::pin!(acquire);
+            loop {
+                tokio::select! {
+                    acquired = &mut acquire => break Some(acquired),
+                    changed = changes.changed(), if changes.has_changed().is_ok() => {
+                        if changed.is_ok() && target().is_some_and(|t| t.name != revision.name) {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(acquired) = acquired else {
+            if let Some(next) = target() {
+                debug!(from = %revision.name, to = %next.name, "a waiting request follows its component's new revision");
+                counted = Counted::new(router, next.clone());
+                revision = next;
+            }
+            continue;
+        };
+        let permit = match acquired {
             Ok(Ok(permit)) => permit,
             Ok(Err(Rejected::QueueFull)) => {
                 warn!(revision = %revision.name, "queue full: answering 503");
