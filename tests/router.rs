@@ -298,6 +298,41 @@ fn a_request_at_zero_is_held_until_a_replica_is_ready() {
         ready_count(v) == 1
     });
     assert_eq!(ready_count(&v), 1);
+
+    // The wait shows in the metrics, and the autoscaler's view in `describe`.
+    let metrics = request(
+        &s.daemon.api,
+        "GET",
+        "x",
+        "/metrics",
+        "",
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .body;
+    let revision = v["status"]["components"][0]["latestCreatedRevision"]
+        .as_str()
+        .unwrap();
+    let labels = format!("namespace=\"default\",service=\"{name}\",revision=\"{revision}\"");
+    assert!(
+        metrics.contains(&format!("gantry_cold_start_seconds_count{{{labels}}} 1\n")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "gantry_requests_total{{{labels},code=\"2xx\"}} 1\n"
+        )),
+        "{metrics}"
+    );
+    let describe = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["describe", "isvc", &name, "--api", &s.daemon.api])
+        .output()
+        .unwrap();
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    assert!(
+        describe.contains(&format!("Autoscaler ({revision}):  active, 1 replicas")),
+        "{describe}"
+    );
     remove(&s.dir, &[&name]);
 }
 

@@ -37,6 +37,8 @@ pub struct ApiState {
     pub port: u16,
     /// The autoscaler's last decision per revision (absent without containers).
     pub scale: Option<watch::Receiver<BTreeMap<String, ScaleView>>>,
+    /// The data plane, for `/metrics` (absent without containers).
+    pub data_plane: Option<Arc<crate::router::Router>>,
     pub dir: String,
     /// The GPU inventory the probe publishes (`None`: the daemon reads none).
     pub gpus: Option<watch::Receiver<Inventory>>,
@@ -245,6 +247,7 @@ pub fn view(entry: &ServiceEntry, observed: &Observed) -> ServiceView {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/api/v1/inferenceservices", get(list_all))
         .route(
             "/api/v1/namespaces/{namespace}/inferenceservices",
@@ -268,6 +271,28 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .with_state(Arc::new(state))
+}
+
+/// Prometheus metrics of every revision the data plane serves.
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let scale = state
+        .scale
+        .as_ref()
+        .map(|s| s.borrow().clone())
+        .unwrap_or_default();
+    let revisions = state
+        .data_plane
+        .as_ref()
+        .map(|r| r.revisions())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::router::metrics::render(&revisions, &scale),
+    )
+        .into_response()
 }
 
 fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {

@@ -372,6 +372,21 @@ pub fn describe(v: &ServiceView) -> String {
                 }
             );
         }
+        for a in &v.autoscaling {
+            let average = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                out,
+                "Autoscaler ({}):  {}, {} replicas (desired {}, ready {}){}, observed stable {} panic {}",
+                a.revision,
+                a.activity,
+                a.replicas,
+                a.desired,
+                a.ready,
+                if a.panic { ", PANIC" } else { "" },
+                average(a.stable),
+                average(a.panic_value),
+            );
+        }
         if st.replicas.is_empty() {
             let _ = writeln!(out, "Replicas:     <none>");
         } else {

@@ -264,7 +264,7 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
         allocatable_memory_bytes = host.allocatable_memory_bytes,
         "this host"
     );
-    let (runtime_status, logs, scale_views) = if containers {
+    let (runtime_status, logs, scale_views, data_plane) = if containers {
         let docker = Arc::new(Docker::connect(None).await?);
         info!(
             engine = docker.host(),
@@ -329,10 +329,11 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
             Some(status),
             Some(docker as Arc<dyn LogSource>),
             Some(views),
+            Some(data_plane),
         )
     } else {
         info!("running without containers (--no-containers): watching and validating only");
-        (None, None, None)
+        (None, None, None, None)
     };
 
     let listener = tokio::net::TcpListener::bind(config.api)
@@ -351,6 +352,7 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
         domain: config.domain.clone(),
         port: config.listen.port(),
         scale: scale_views,
+        data_plane,
         dir: config.dir.display().to_string(),
         gpus: Some(gpus),
         host_labels: host.labels,

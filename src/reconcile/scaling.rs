@@ -110,6 +110,7 @@ pub async fn run(
     let ticks_per_decision = TICK_INTERVAL.as_secs().max(1);
     loop {
         let mut decide = false;
+        let mut replicas_changed = false;
         let mut poke: Option<String> = None;
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
@@ -120,7 +121,10 @@ pub async fn run(
             }
             Some(revision) = poked.recv() => poke = Some(revision),
             r = folder.changed() => if r.is_err() { return },
-            r = status.changed() => if r.is_err() { return },
+            r = status.changed() => {
+                if r.is_err() { return }
+                replicas_changed = true;
+            }
         }
         let now = router.now();
         let (folder_state, runtime) = (folder.borrow().clone(), status.borrow().clone());
@@ -138,14 +142,17 @@ pub async fn run(
                     scaled.decider.record(now, &request);
                     scaled.reported_early = true;
                     let ready = ready_count(&runtime, &name);
-                    decide_one(&name, scaled, now, ready);
+                    decide_one(&name, scaled, now, ready, true);
                 }
             }
         }
-        if decide {
+        // Decide every 2s; between decisions a change of the replicas still moves the
+        // revision through its states (activating → active), as Knative's KPA reconciles on
+        // endpoint changes.
+        if decide || replicas_changed {
             for (name, scaled) in revisions.iter_mut() {
                 let ready = ready_count(&runtime, name);
-                decide_one(name, scaled, now, ready);
+                decide_one(name, scaled, now, ready, decide);
             }
         }
         let counts: BTreeMap<String, u32> = revisions
@@ -247,11 +254,15 @@ fn record(router: &Router, revisions: &mut BTreeMap<String, Scaled>) {
     }
 }
 
-fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32) {
-    let observed = scaled.decider.observe(now).ok();
-    scaled
-        .decider
-        .tick_on(now, ready, scaled.decider.observe(now));
+/// Applies the decider's last decision to the revision, after a new decision when `tick`.
+fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32, tick: bool) {
+    let observed = if tick {
+        let observed = scaled.decider.observe(now);
+        scaled.decider.tick_on(now, ready, observed);
+        observed.ok()
+    } else {
+        None
+    };
     let before = scaled.pa.replicas();
     let status = scaled.decider.status();
     let reconciled = scaled.pa.reconcile(now, status, ready);
@@ -271,8 +282,8 @@ fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32) {
         replicas: reconciled.replicas,
         ready,
         panic: scaled.decider.autoscaler().in_panic(),
-        stable: observed.map(|o| o.stable),
-        panic_value: observed.map(|o| o.panic),
+        stable: observed.map(|o| o.stable).or(scaled.view.stable),
+        panic_value: observed.map(|o| o.panic).or(scaled.view.panic_value),
         excess_burst_capacity: status.excess_burst_capacity,
         activity: match reconciled.activity {
             crate::autoscaler::Activity::Activating => "activating",

@@ -7,11 +7,13 @@
 //!   balancing policy and the bounded queue of requests waiting for a slot.
 //! - [`stats`]: per revision, time-weighted concurrency and requests per second, reported
 //!   to the autoscaler every second. Pure.
+//! - [`metrics`]: Prometheus metrics per revision.
 //! - [`proxy`]: the HTTP server and the forwarding to replicas (streaming both ways).
 //!
 //! [`Router`] holds the live state: the route table and one [`Revision`] per revision that
 //! serves or may serve, refreshed from the folder's desired state and the reconciler's status.
 
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod stats;
@@ -41,6 +43,7 @@ pub struct Revision {
     pub namespace: String,
     pub service: String,
     pub throttler: Throttler,
+    pub metrics: metrics::RevisionMetrics,
     stats: Mutex<RequestStats>,
     /// The whole request's limit, time held included (the component's `timeout`).
     timeout: Mutex<Duration>,
@@ -53,6 +56,7 @@ impl Revision {
             namespace: namespace.to_string(),
             service: service.to_string(),
             throttler: Throttler::new(0, queue_depth),
+            metrics: Default::default(),
             stats: Mutex::new(RequestStats::new(now)),
             timeout: Mutex::new(DEFAULT_TIMEOUT),
         }

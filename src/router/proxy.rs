@@ -95,7 +95,16 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |req| {
             let router = router.clone();
-            async move { Ok::<_, Infallible>(handle(&router, req, client).await) }
+            async move {
+                let arrived = Instant::now();
+                let (response, revision) = handle(&router, req, client, arrived).await;
+                if let Some(revision) = revision {
+                    revision
+                        .metrics
+                        .answered(response.status().as_u16(), arrived.elapsed());
+                }
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
@@ -125,12 +134,26 @@ fn error(status: StatusCode, message: &str) -> Response<RouterBody> {
     reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
+/// Answers one request; also says which revision it was for (for the metrics).
 async fn handle(
     router: &Router,
     req: Request<Incoming>,
     client: SocketAddr,
+    arrived: Instant,
+) -> (Response<RouterBody>, Option<Arc<Revision>>) {
+    let mut revision = None;
+    let response = forward(router, req, client, arrived, &mut revision).await;
+    (response, revision)
+}
+
+/// Routes, holds and forwards; `seen` is set to the revision the request went to.
+async fn forward(
+    router: &Router,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    arrived: Instant,
+    seen: &mut Option<Arc<Revision>>,
 ) -> Response<RouterBody> {
-    let arrived = Instant::now();
     let host = req
         .headers()
         .get(header::HOST)
@@ -166,6 +189,8 @@ async fn handle(
         return r;
     };
     let deadline = arrived + revision.timeout();
+    *seen = Some(revision.clone());
+    let mut held_at_zero = revision.throttler.replicas() == 0;
     let mut counted = Counted::new(router, revision.clone());
     let mut req = req;
     let client_upgrade = req
@@ -221,12 +246,18 @@ async fn handle(
             if let Some(next) = target() {
                 debug!(from = %revision.name, to = %next.name, "a waiting request follows its component's new revision");
                 counted = Counted::new(router, next.clone());
+                *seen = Some(next.clone());
                 revision = next;
             }
             continue;
         };
         let permit = match acquired {
-            Ok(Ok(permit)) => permit,
+            Ok(Ok(permit)) => {
+                if std::mem::take(&mut held_at_zero) {
+                    revision.metrics.cold_start.observe(arrived.elapsed());
+                }
+                permit
+            }
             Ok(Err(Rejected::QueueFull)) => {
                 warn!(revision = %revision.name, "queue full: answering 503");
                 let mut r = error(
