@@ -278,6 +278,20 @@ impl Config {
         if self.state_dir.as_os_str().is_empty() {
             problems.push(Diagnostic::error("state-dir must not be empty").at_field("state-dir"));
         }
+        if self.queue_depth == 0 {
+            problems
+                .push(Diagnostic::error("queue-depth must be at least 1").at_field("queue-depth"));
+        }
+        if self.listen == self.api {
+            problems.push(
+                Diagnostic::error(format!(
+                    "listen and api are both {}: the data plane and the management API need \
+                     their own addresses",
+                    self.listen
+                ))
+                .at_field("listen"),
+            );
+        }
         if let Some(message) = dns_subdomain_problem(&self.domain) {
             problems.push(Diagnostic::error(format!("domain: {message}")).at_field("domain"));
         }
