@@ -1,1 +1,168 @@
-fn main() {}
+//! Cold start: the time from a request to a service at zero replicas to the first byte of its
+//! answer, next to the time `docker run` of the same image takes to become ready, measured in
+//! the same run. gantry's overhead is the difference: noticing the request, deciding, placing
+//! and creating the container, detecting readiness, and forwarding the held request.
+//!
+//! Run: `cargo bench --bench cold_start` (needs the Docker engine and
+//! `gantry-model-server:latest`, from `examples/model-server/build-image.sh`). Prints figures;
+//! asserts nothing.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker_run_ready, free_port, models, ok, IMAGE};
+
+const ROUNDS: usize = 5;
+const NAME: &str = "cold";
+
+/// Short windows, so that the service is back at zero a few seconds after each request.
+const CONFIG: &str = "autoscaling:
+  allow-zero-initial-scale: true
+  stable-window: 6s
+  scale-down-delay: 0s
+  scale-to-zero-grace-period: 1s
+  scale-to-zero-pod-retention-period: 0s
+";
+
+/// The service as the API shows it.
+fn service(api_port: u16) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", api_port)).ok()?;
+    let req = format!(
+        "GET /api/v1/namespaces/default/inferenceservices/{NAME} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// A revision exists and no replica (of any state) does.
+fn at_zero(api_port: u16) -> bool {
+    service(api_port).is_some_and(|v| {
+        v["status"]["components"][0]["latestCreatedRevision"].is_string()
+            && v["status"]["replicas"]
+                .as_array()
+                .is_none_or(|r| r.is_empty())
+    })
+}
+
+/// Sends a prediction; the time to the first byte of the answer, and its status line.
+fn first_byte(listen: &str) -> (Duration, String) {
+    let body = r#"{"instances": [[6.8, 2.8, 4.8, 1.4]]}"#;
+    let mut s = TcpStream::connect(listen).unwrap();
+    let req = format!(
+        "POST /v1/models/iris:predict HTTP/1.1\r\nHost: {NAME}.default.localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let t = Instant::now();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).unwrap();
+    let took = t.elapsed();
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    let status = format!(
+        "{}{}",
+        first[0] as char,
+        rest.lines().next().unwrap_or_default()
+    );
+    (took, status)
+}
+
+fn main() {
+    let models = models();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    let config = tmp.path().join("gantry.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let api_port = free_port();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "serve",
+            "--api",
+            &format!("127.0.0.1:{api_port}"),
+            "--listen",
+            &listen,
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !ok(api_port, "/healthz") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let yaml = format!(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: {NAME}\n  annotations: {{autoscaling.knative.dev/initial-scale: '0'}}\nspec:\n  predictor:\n    minReplicas: 0\n    maxReplicas: 1\n    containers:\n    - name: kserve-container\n      image: {IMAGE}\n      args: [--model-name=iris]\n      env: [{{name: STORAGE_URI, value: '{}'}}]\n      readinessProbe: {{httpGet: {{path: /v2/health/ready}}}}\n      resources: {{requests: {{cpu: 100m, memory: 32Mi}}, limits: {{cpu: 500m, memory: 64Mi}}}}\n",
+        models.display()
+    );
+    let file = dir.join(format!("{NAME}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+
+    let mut docker = Vec::new();
+    let mut gantry = Vec::new();
+    for _ in 0..ROUNDS {
+        docker.push(docker_run_ready(&models));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !at_zero(api_port) {
+            assert!(
+                Instant::now() < deadline,
+                "the service did not go back to zero"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (took, status) = first_byte(&listen);
+        assert!(status.contains(" 200 "), "cold request answered {status}");
+        gantry.push(took);
+    }
+
+    std::fs::remove_file(&file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && service(api_port).is_some_and(|v| v["name"] == NAME) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ours = format!("label=gantry.dev/inferenceservice={NAME}");
+    while Instant::now() < deadline
+        && !Command::new("docker")
+            .args(["ps", "-aq", "--filter", &ours])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let _ = daemon.wait();
+
+    docker.sort();
+    gantry.sort();
+    let median = |v: &[Duration]| v[v.len() / 2];
+    println!(
+        "docker run to ready:                 median {:?}  (min {:?}, max {:?})",
+        median(&docker),
+        docker[0],
+        docker[ROUNDS - 1]
+    );
+    println!(
+        "request at zero to first byte:       median {:?}  (min {:?}, max {:?})",
+        median(&gantry),
+        gantry[0],
+        gantry[ROUNDS - 1]
+    );
+    println!(
+        "gantry's cold-start overhead (medians): {:?}",
+        median(&gantry).saturating_sub(median(&docker))
+    );
+}

@@ -5,65 +5,17 @@
 //! Run: `cargo bench --bench ready` (needs the Docker engine and `gantry-model-server:latest`,
 //! from `examples/model-server/build-image.sh`). Prints figures; asserts nothing.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{docker_run_ready, free_port, models, ok, IMAGE};
+
 const ROUNDS: usize = 7;
-const IMAGE: &str = "gantry-model-server:latest";
-
-/// True when `GET path` on the port answers 200.
-fn ok(port: u16, path: &str) -> bool {
-    let Ok(mut s) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-    else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .is_err()
-    {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    s.read(&mut buf)
-        .is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
-}
-
-fn docker_run_ready(models: &Path) -> Duration {
-    let t = Instant::now();
-    let out = Command::new("docker")
-        .args(["run", "-d", "--rm", "-p", "127.0.0.1::8080", "-v"])
-        .arg(format!("{}:/mnt/models:ro", models.display()))
-        .args([IMAGE, "--model-name=iris"])
-        .output()
-        .unwrap();
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let port_out = Command::new("docker")
-        .args(["port", &id, "8080/tcp"])
-        .output()
-        .unwrap();
-    let port: u16 = String::from_utf8_lossy(&port_out.stdout)
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(':').next())
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap();
-    while !ok(port, "/v2/health/ready") {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let elapsed = t.elapsed();
-    Command::new("docker")
-        .args(["rm", "-f", &id])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    elapsed
-}
 
 fn api_ready(api_port: u16, name: &str) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", api_port)) else {
@@ -79,17 +31,20 @@ fn api_ready(api_port: u16, name: &str) -> bool {
 }
 
 fn main() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/iris");
+    let models = models();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("services");
     std::fs::create_dir(&dir).unwrap();
-    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let api_port = free_port();
+    let listen = format!("127.0.0.1:{}", free_port());
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["serve", "--api", &format!("127.0.0.1:{api_port}")])
+        .args([
+            "serve",
+            "--api",
+            &format!("127.0.0.1:{api_port}"),
+            "--listen",
+            &listen,
+        ])
         .arg("--dir")
         .arg(&dir)
         .arg("--state-dir")

@@ -1,0 +1,76 @@
+//! What the Docker benchmarks share: HTTP checks, free ports, and `docker run` of the example
+//! model server to ready, the baseline gantry's figures are compared with.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "gantry-model-server:latest";
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The example Iris model.
+pub fn models() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/models/iris")
+}
+
+/// True when `GET path` on the port answers 200.
+pub fn ok(port: u16, path: &str) -> bool {
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    s.read(&mut buf)
+        .is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
+pub fn docker_run_ready(models: &Path) -> Duration {
+    let t = Instant::now();
+    let out = Command::new("docker")
+        .args(["run", "-d", "--rm", "-p", "127.0.0.1::8080", "-v"])
+        .arg(format!("{}:/mnt/models:ro", models.display()))
+        .args([IMAGE, "--model-name=iris"])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let port_out = Command::new("docker")
+        .args(["port", &id, "8080/tcp"])
+        .output()
+        .unwrap();
+    let port: u16 = String::from_utf8_lossy(&port_out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap();
+    while !ok(port, "/v2/health/ready") {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let elapsed = t.elapsed();
+    Command::new("docker")
+        .args(["rm", "-f", &id])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    elapsed
+}
