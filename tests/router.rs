@@ -624,3 +624,61 @@ fn killing_a_replica_under_load_loses_only_what_it_held() {
     );
     remove(&s.dir, &[&name]);
 }
+
+#[path = "support/docker.rs"]
+mod docker_support;
+
+/// A transformer that calls its predictor the way KServe's do: at `--predictor_host`
+/// (`<name>-predictor.<namespace>`), which resolves inside its container to the host, where
+/// gantry's router answers and forwards to the predictor. The transformer is a busybox CGI.
+#[test]
+fn a_transformer_reaches_its_predictor_through_the_router() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(engine) = runtime.block_on(docker_support::engine()) else {
+        return;
+    };
+    runtime.block_on(docker_support::ensure_test_image(&engine));
+    let s = setup("");
+    let name = unique("xform");
+    // KServe appends `--model_name N --predictor_host H --http_port 8080`: $1 and $3 below.
+    let script = [
+        "/bin/busybox mkdir -p /www/cgi-bin",
+        "/bin/busybox printf '%s\\n' '#!/bin/busybox sh' 'echo Content-Type: application/json' 'echo' \"/bin/busybox wget -q -O - --header 'Content-Type: application/json' --post-data '{\\\"instances\\\": [[6.8, 2.8, 4.8, 1.4]]}' http://$3/v1/models/$1:predict\" > /www/cgi-bin/t",
+        "/bin/busybox chmod +x /www/cgi-bin/t",
+        "exec /bin/busybox httpd -f -p 8080 -h /www",
+    ]
+    .join("\n");
+    let transformer = format!(
+        "  transformer:\n    containers:\n    - name: kserve-container\n      image: {}\n      command: [/bin/busybox, sh, -c, {}]\n      resources: {{requests: {{cpu: 10m, memory: 16Mi}}, limits: {{cpu: 100m, memory: 32Mi}}}}\n",
+        docker_support::TEST_IMAGE,
+        serde_json::to_string(&script).unwrap()
+    );
+    let yaml = service(&name, "", "    minReplicas: 1\n", "") + &transformer;
+    std::fs::write(s.dir.join(format!("{name}.yaml")), yaml).unwrap();
+    wait_for(
+        &s.daemon,
+        &name,
+        "predictor and transformer ready",
+        60,
+        |v| ready_count(v) == 2,
+    );
+    let reply = request(
+        &s.daemon.listen,
+        "GET",
+        &format!("{name}.default.localhost"),
+        "/cgi-bin/t",
+        "",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.json()["predictions"],
+        serde_json::json!([1]),
+        "the transformer's call reached the predictor through the router"
+    );
+    remove(&s.dir, &[&name]);
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use std::sync::Arc;
 
@@ -286,6 +286,7 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
             gpu_classes: config.gpu_classes.clone(),
             scale,
             drain: Some(data_plane.clone()),
+            data_plane_port: config.listen.port(),
         };
         tokio::spawn(crate::reconcile::executor::run(
             docker.clone(),
@@ -324,6 +325,34 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
             data_plane.clone(),
             stopped.clone(),
         ));
+        // Containers reach the router on the bridge's gateway (`host-gateway`): a transformer
+        // calls its predictor there. Not needed when the data plane already listens on every
+        // address.
+        if !config.listen.ip().is_unspecified() {
+            match docker.bridge_gateway().await {
+                Some(gateway) => {
+                    let address = std::net::SocketAddr::new(gateway, config.listen.port());
+                    match tokio::net::TcpListener::bind(address).await {
+                        Ok(bridge) => {
+                            info!(%address, "data plane listening for containers");
+                            tokio::spawn(crate::router::proxy::serve(
+                                bridge,
+                                data_plane.clone(),
+                                stopped.clone(),
+                            ));
+                        }
+                        Err(e) => warn!(
+                            %address,
+                            error = %e,
+                            "cannot listen on the Docker bridge: transformers cannot reach their predictors"
+                        ),
+                    }
+                }
+                None => warn!(
+                    "the Docker engine has no bridge network: transformers cannot reach their predictors"
+                ),
+            }
+        }
 
         (
             Some(status),

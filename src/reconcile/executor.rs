@@ -43,6 +43,8 @@ pub struct Settings {
     pub scale: watch::Receiver<BTreeMap<String, u32>>,
     /// Takes a replica out of the routing and waits for its requests before it is stopped.
     pub drain: Option<Arc<dyn Drain>>,
+    /// The data plane's port (what a transformer's `--predictor_host` points at).
+    pub data_plane_port: u16,
 }
 
 impl std::fmt::Debug for dyn Drain {
@@ -883,6 +885,7 @@ async fn create<R: ContainerRuntime>(
         policy: &settings.policy,
         shm_size_bytes: settings.shm_size_bytes,
         gpu_uuids: &allocation.gpu_uuids,
+        data_plane_port: settings.data_plane_port,
     };
     let mut spec = container_spec(&record.component_spec, &ctx).map_err(|errors| {
         errors

@@ -26,6 +26,7 @@ use crate::spec::types::{
     EnvFromSource, EnvVarSource, FieldSelector, KeySelector, ResourceFieldSelector,
     SecurityContext, VolumeMount,
 };
+use crate::spec::validate::ComponentKind;
 use crate::spec::yaml::FieldPath;
 
 /// Where KServe mounts the model in the model-server container.
@@ -85,6 +86,8 @@ pub struct ConvertContext<'a> {
     /// The GPUs the scheduler placed the replica on, by UUID: exactly as many as the
     /// component's `nvidia.com/gpu` limit.
     pub gpu_uuids: &'a [String],
+    /// The data plane's port: a transformer's `--predictor_host` gets it when it is not 80.
+    pub data_plane_port: u16,
 }
 
 /// Why a component cannot become a container: the field (a path into the InferenceService,
@@ -124,11 +127,14 @@ pub fn container_spec(
         .iter()
         .map(|c| expand(c, |n| env.get(n)))
         .collect();
-    let cmd = container
+    let mut cmd: Vec<String> = container
         .args
         .iter()
         .map(|a| expand(a, |n| env.get(n)))
         .collect();
+    if component.kind != ComponentKind::Predictor {
+        with_data_plane_port(&mut cmd, ctx.data_plane_port);
+    }
     let resources = conv.resources();
     let (mounts, shm_size_bytes) = conv.mounts(model);
     let security = conv.security();
@@ -162,7 +168,52 @@ pub fn container_spec(
         host_ipc: template.host_ipc,
         stop_timeout_seconds: stop_timeout(template.termination_grace_period_seconds),
         always_pull,
+        extra_hosts: service_hosts(ctx.service, ctx.namespace)
+            .into_iter()
+            .chain(["host.docker.internal".to_string()])
+            .map(|h| format!("{h}:host-gateway"))
+            .collect(),
     })
+}
+
+/// The names a KServe component calls its service's components by, inside a cluster: they
+/// resolve to the host (Docker's `host-gateway`), where gantry's router answers for them.
+pub fn service_hosts(service: &str, namespace: &str) -> Vec<String> {
+    let names = [
+        service.to_string(),
+        format!("{service}-predictor"),
+        format!("{service}-transformer"),
+        format!("{service}-explainer"),
+    ];
+    names
+        .iter()
+        .flat_map(|n| {
+            ["", ".svc", ".svc.cluster.local"].map(|suffix| format!("{n}.{namespace}{suffix}"))
+        })
+        .collect()
+}
+
+/// KServe gives a transformer `--predictor_host <name>-predictor.<namespace>`, port 80 implied;
+/// gantry's router answers on `port`, so a host without one gets it.
+fn with_data_plane_port(args: &mut [String], port: u16) {
+    if port == 80 {
+        return;
+    }
+    let mut next_is_host = false;
+    for arg in args.iter_mut() {
+        if next_is_host {
+            next_is_host = false;
+            if !arg.contains(':') {
+                arg.push_str(&format!(":{port}"));
+            }
+        } else if arg == "--predictor_host" {
+            next_is_host = true;
+        } else if let Some(host) = arg.strip_prefix("--predictor_host=") {
+            if !host.contains(':') {
+                *arg = format!("--predictor_host={host}:{port}");
+            }
+        }
+    }
 }
 
 /// `gantry-<namespace>-<revision>-<replica>`: unique per replica, and readable in `docker ps`.
@@ -1263,6 +1314,28 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn a_transformer_reaches_its_predictor_on_the_data_plane_port() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut spaced = args(&[
+            "--model_name",
+            "m",
+            "--predictor_host",
+            "m-predictor.default",
+        ]);
+        with_data_plane_port(&mut spaced, 8080);
+        assert_eq!(spaced[3], "m-predictor.default:8080");
+        let mut joined = args(&["--predictor_host=m-predictor.default", "--http_port=8080"]);
+        with_data_plane_port(&mut joined, 9000);
+        assert_eq!(joined[0], "--predictor_host=m-predictor.default:9000");
+        let mut given = args(&["--predictor_host", "elsewhere:1234"]);
+        with_data_plane_port(&mut given, 8080);
+        assert_eq!(given[1], "elsewhere:1234", "a port the user gave stays");
+        let mut default_port = args(&["--predictor_host", "m-predictor.default"]);
+        with_data_plane_port(&mut default_port, 80);
+        assert_eq!(default_port[1], "m-predictor.default");
+    }
     use crate::spec::catalog::{next_catalog, parse_file, Catalog, LoadOptions};
     use crate::spec::normalize::Resources;
     use crate::spec::types::EnvVar;
@@ -1380,6 +1453,7 @@ spec:
             policy,
             shm_size_bytes: 1 << 30,
             gpu_uuids,
+            data_plane_port: 8080,
         };
         container_spec(component, &ctx).map_err(|e| e.iter().map(ToString::to_string).collect())
     }
@@ -1753,6 +1827,7 @@ spec:
                 policy: &SecurityPolicy::default(),
                 shm_size_bytes: 1 << 30,
                 gpu_uuids: NO_GPUS,
+                data_plane_port: 8080,
             };
             let got = container_spec(&c, &ctx)
                 .map(|spec| {
@@ -2251,6 +2326,7 @@ spec:
             policy: &SecurityPolicy::default(),
             shm_size_bytes: 1 << 30,
             gpu_uuids: NO_GPUS,
+            data_plane_port: 8080,
         };
         let spec = container_spec(&c, &ctx).unwrap();
         assert_eq!(spec.name, "gantry-team-a-demo-predictor-00003-2");
@@ -2326,6 +2402,7 @@ spec:
             policy: &SecurityPolicy::default(),
             shm_size_bytes: 1 << 30,
             gpu_uuids: NO_GPUS,
+            data_plane_port: 8080,
         };
         let mut spec = container_spec(&component, &ctx).unwrap();
         // The revision key follows normalisation's serialisation; it is checked here, and

@@ -139,6 +139,26 @@ impl Docker {
         })
     }
 
+    /// The default bridge network's gateway: the host's address as containers see it
+    /// (`host-gateway`), where gantry opens a second data-plane listener so that a
+    /// transformer reaches its predictor through the router. `None` when the engine has no
+    /// such network or does not say.
+    pub async fn bridge_gateway(&self) -> Option<std::net::IpAddr> {
+        let network = self
+            .client
+            .inspect_network(
+                "bridge",
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .ok()?;
+        network
+            .ipam?
+            .config?
+            .into_iter()
+            .find_map(|c| c.gateway.and_then(|g| g.parse().ok()))
+    }
+
     /// The address this client talks to (`unix:///var/run/docker.sock`, `tcp://...`).
     pub fn host(&self) -> &str {
         &self.host
@@ -516,6 +536,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         cap_drop: non_empty(&spec.cap_drop),
         privileged: spec.privileged.then_some(true),
         network_mode: spec.host_network.then(|| "host".to_string()),
+        extra_hosts: non_empty(&spec.extra_hosts),
         ipc_mode: spec.host_ipc.then(|| "host".to_string()),
         ..Default::default()
     };
@@ -985,6 +1006,7 @@ mod tests {
             host_ipc: false,
             stop_timeout_seconds: 30,
             always_pull: false,
+            extra_hosts: vec![],
         }
     }
 

@@ -82,6 +82,8 @@ pub struct ContainerSpec {
     pub stop_timeout_seconds: i64,
     /// Always pull (`imagePullPolicy: Always`); otherwise pull only when absent.
     pub always_pull: bool,
+    /// `/etc/hosts` entries, `name:address` (`iris-predictor.default:host-gateway`).
+    pub extra_hosts: Vec<String>,
 }
 
 /// Kubernetes requests and limits, as Docker takes them.

@@ -211,6 +211,7 @@ impl Scope {
             host_ipc: false,
             stop_timeout_seconds: 10,
             always_pull: false,
+            extra_hosts: vec![],
         }
     }
 }
