@@ -625,6 +625,92 @@ fn killing_a_replica_under_load_loses_only_what_it_held() {
     remove(&s.dir, &[&name]);
 }
 
+/// `curl` through the router; the status and the `x-http-version` the model server saw.
+fn curl_version(listen: &str, host: &str, path: &str, h2: bool) -> (String, String) {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-D", "-", "--max-time", "20", "-H"])
+        .arg(format!("Host: {host}"));
+    if h2 {
+        cmd.arg("--http2-prior-knowledge");
+    }
+    let out = cmd.arg(format!("http://{listen}{path}")).output().unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = head.lines().next().unwrap_or_default().trim().to_string();
+    let version = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-http-version: "))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    (status, version)
+}
+
+/// HTTP/2 without TLS from clients, and to replicas whose port is named `h2c` (gRPC's way).
+#[test]
+fn h2c_from_clients_and_to_h2c_replicas() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("");
+    let plain = unique("h1");
+    let grpc = unique("h2");
+    std::fs::write(
+        s.dir.join(format!("{plain}.yaml")),
+        service(&plain, "", "    minReplicas: 1\n", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        s.dir.join(format!("{grpc}.yaml")),
+        service(&grpc, "", "    minReplicas: 1\n", "").replace(
+            "      env:\n",
+            "      ports: [{name: h2c, containerPort: 8080}]\n      env:\n",
+        ),
+    )
+    .unwrap();
+    wait_for(&s.daemon, &plain, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+    wait_for(&s.daemon, &grpc, "a ready replica", 60, |v| {
+        ready_count(v) == 1
+    });
+    let host = |n: &str| format!("{n}.default.localhost");
+
+    let (status, seen) = curl_version(
+        &s.daemon.listen,
+        &host(&plain),
+        &format!("/v1/models/{plain}"),
+        true,
+    );
+    assert_eq!(
+        (status.as_str(), seen.as_str()),
+        ("HTTP/2 200", "HTTP/1.1"),
+        "h2c in, HTTP/1.1 to the replica"
+    );
+    let (status, seen) = curl_version(
+        &s.daemon.listen,
+        &host(&grpc),
+        &format!("/v1/models/{grpc}"),
+        true,
+    );
+    assert_eq!(
+        (status.as_str(), seen.as_str()),
+        ("HTTP/2 200", "HTTP/2.0"),
+        "h2c through to an h2c replica"
+    );
+    let (status, seen) = curl_version(
+        &s.daemon.listen,
+        &host(&grpc),
+        &format!("/v1/models/{grpc}"),
+        false,
+    );
+    assert_eq!(
+        (status.as_str(), seen.as_str()),
+        ("HTTP/1.1 200 OK", "HTTP/2.0"),
+        "HTTP/1.1 in, h2c to the replica"
+    );
+    remove(&s.dir, &[&plain, &grpc]);
+}
+
 #[path = "support/docker.rs"]
 mod docker_support;
 

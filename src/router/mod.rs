@@ -47,6 +47,8 @@ pub struct Revision {
     stats: Mutex<RequestStats>,
     /// The whole request's limit, time held included (the component's `timeout`).
     timeout: Mutex<Duration>,
+    /// The replicas speak HTTP/2 without TLS (their port is named `h2c`, as for gRPC).
+    h2c: std::sync::atomic::AtomicBool,
 }
 
 impl Revision {
@@ -59,7 +61,13 @@ impl Revision {
             metrics: Default::default(),
             stats: Mutex::new(RequestStats::new(now)),
             timeout: Mutex::new(DEFAULT_TIMEOUT),
+            h2c: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether requests go to the replicas over HTTP/2 (h2c).
+    pub fn h2c(&self) -> bool {
+        self.h2c.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn timeout(&self) -> Duration {
@@ -94,6 +102,8 @@ impl Revision {
             _ => DEFAULT_TIMEOUT,
         };
         *self.timeout.lock().unwrap() = timeout;
+        let h2c = component.template.container.port.protocol == "h2c";
+        self.h2c.store(h2c, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

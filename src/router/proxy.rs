@@ -44,6 +44,8 @@ const RETRY_AFTER_SECONDS: &str = "1";
 #[derive(Default)]
 pub struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<UpstreamBody>>>>,
+    /// One multiplexed HTTP/2 connection per h2c replica.
+    h2: Mutex<HashMap<SocketAddr, H2Sender>>,
 }
 
 /// Most idle connections kept per replica.
@@ -59,6 +61,23 @@ impl Pool {
             }
         }
         None
+    }
+
+    /// The replica's HTTP/2 connection, while it lives.
+    fn h2(&self, addr: SocketAddr) -> Option<H2Sender> {
+        let mut h2 = self.h2.lock().unwrap();
+        match h2.get(&addr) {
+            Some(s) if !s.is_closed() => Some(s.clone()),
+            Some(_) => {
+                h2.remove(&addr);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn keep_h2(&self, addr: SocketAddr, sender: H2Sender) {
+        self.h2.lock().unwrap().insert(addr, sender);
     }
 
     fn give_back(&self, addr: SocketAddr, sender: SendRequest<UpstreamBody>) {
@@ -198,6 +217,11 @@ async fn forward(
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // gRPC needs `te: trailers`, the one TE an HTTP/2 request may carry.
+    let te_trailers = parts
+        .headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     prepare_request(
         &mut parts.headers,
         &parts.uri,
@@ -211,6 +235,8 @@ async fn forward(
         method: parts.method,
         uri,
         headers: parts.headers,
+        authority: host.clone(),
+        te_trailers,
     };
     let mut payload =
         match Payload::read(body, &upstream.headers, client_upgrade.is_some(), deadline).await {
@@ -273,21 +299,37 @@ async fn forward(
             Err(_) => return error(StatusCode::GATEWAY_TIMEOUT, "activator request timeout"),
         };
         let addr = permit.addr();
-        let (sender, fresh) = match router.connections.take(addr) {
-            Some(s) => (s, false),
-            None => match connect(addr).await {
-                Ok(s) => (s, true),
-                Err(e) => {
-                    debug!(replica = %permit.replica(), error = %e, "replica refused the connection; retrying elsewhere");
-                    revision.throttler.exclude(permit.replica());
-                    continue;
+        let h2 = revision.h2c();
+        let pooled = if h2 {
+            router.connections.h2(addr).map(Connection::H2)
+        } else {
+            router.connections.take(addr).map(Connection::H1)
+        };
+        let (connection, fresh) = match pooled {
+            Some(c) => (c, false),
+            None => {
+                let made = if h2 {
+                    connect_h2(addr).await.map(|s| {
+                        router.connections.keep_h2(addr, s.clone());
+                        Connection::H2(s)
+                    })
+                } else {
+                    connect(addr).await.map(Connection::H1)
+                };
+                match made {
+                    Ok(c) => (c, true),
+                    Err(e) => {
+                        debug!(replica = %permit.replica(), error = %e, "replica refused the connection; retrying elsewhere");
+                        revision.throttler.exclude(permit.replica());
+                        continue;
+                    }
                 }
-            },
+            }
         };
         let Some(body) = payload.take() else {
             return error(StatusCode::BAD_GATEWAY, "the request body was already sent");
         };
-        match send(sender, upstream.request(body), deadline).await {
+        match send(connection, upstream.request(body, h2), deadline).await {
             Sent::Response(mut response, sender) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_upgrade) = client_upgrade {
@@ -332,15 +374,33 @@ struct Upstream {
     method: hyper::Method,
     uri: Uri,
     headers: HeaderMap,
+    /// The client's Host, the `:authority` of an HTTP/2 request.
+    authority: Option<String>,
+    te_trailers: bool,
 }
 
 impl Upstream {
-    fn request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
+    fn request(&self, body: UpstreamBody, h2: bool) -> Request<UpstreamBody> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = self.headers.clone();
+        if h2 {
+            // HTTP/2 carries the scheme and authority in the request line.
+            let authority = self.authority.as_deref().unwrap_or("localhost");
+            let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
+            *request.uri_mut() = Uri::try_from(format!("http://{authority}{path}"))
+                .unwrap_or_else(|_| self.uri.clone());
+            *request.version_mut() = Version::HTTP_2;
+            request.headers_mut().remove(header::HOST);
+            if self.te_trailers {
+                request
+                    .headers_mut()
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        } else {
+            *request.uri_mut() = self.uri.clone();
+            *request.version_mut() = Version::HTTP_11;
+        }
         request
     }
 }
@@ -441,37 +501,76 @@ async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<UpstreamBody>>
     Ok(sender)
 }
 
+type H2Sender = hyper::client::conn::http2::SendRequest<UpstreamBody>;
+
+/// A new HTTP/2 (h2c, prior knowledge) connection to a replica.
+async fn connect_h2(addr: SocketAddr) -> std::io::Result<H2Sender> {
+    let stream = TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(error = %e, "replica connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// A connection to a replica, for one request.
+enum Connection {
+    H1(SendRequest<UpstreamBody>),
+    H2(H2Sender),
+}
+
 enum Sent {
-    Response(Response<Incoming>, SendRequest<UpstreamBody>),
+    /// The answer, and the HTTP/1.1 connection to give back once its body is read.
+    Response(Response<Incoming>, Option<SendRequest<UpstreamBody>>),
     /// The request never left: it can go to another connection.
     Unsent(Request<UpstreamBody>),
     TimedOut,
     Failed(hyper::Error),
 }
 
-async fn send(
-    mut sender: SendRequest<UpstreamBody>,
-    request: Request<UpstreamBody>,
-    deadline: Instant,
-) -> Sent {
-    if sender.ready().await.is_err() {
-        return Sent::Unsent(request);
-    }
-    let sending = sender.try_send_request(request);
-    match tokio::time::timeout_at(deadline, sending).await {
-        Err(_) => Sent::TimedOut,
-        Ok(Ok(response)) => Sent::Response(response, sender),
-        Ok(Err(mut e)) => match e.take_message() {
-            Some(request) => Sent::Unsent(request),
-            None => Sent::Failed(e.into_error()),
-        },
+async fn send(connection: Connection, request: Request<UpstreamBody>, deadline: Instant) -> Sent {
+    match connection {
+        Connection::H1(mut sender) => {
+            if sender.ready().await.is_err() {
+                return Sent::Unsent(request);
+            }
+            let sending = sender.try_send_request(request);
+            match tokio::time::timeout_at(deadline, sending).await {
+                Err(_) => Sent::TimedOut,
+                Ok(Ok(response)) => Sent::Response(response, Some(sender)),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(request) => Sent::Unsent(request),
+                    None => Sent::Failed(e.into_error()),
+                },
+            }
+        }
+        Connection::H2(mut sender) => {
+            if sender.ready().await.is_err() {
+                return Sent::Unsent(request);
+            }
+            let sending = sender.try_send_request(request);
+            match tokio::time::timeout_at(deadline, sending).await {
+                Err(_) => Sent::TimedOut,
+                Ok(Ok(response)) => Sent::Response(response, None),
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(request) => Sent::Unsent(request),
+                    None => Sent::Failed(e.into_error()),
+                },
+            }
+        }
     }
 }
 
 fn respond(
     router: &Router,
     response: Response<Incoming>,
-    sender: SendRequest<UpstreamBody>,
+    sender: Option<SendRequest<UpstreamBody>>,
     addr: SocketAddr,
     permit: Permit,
     counted: Counted,
@@ -486,7 +585,7 @@ fn respond(
         finish: Some(Finish {
             permit,
             counted,
-            sender: Some(sender),
+            sender,
             addr,
             pool: router.connections.clone(),
         }),

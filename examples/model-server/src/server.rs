@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -141,7 +140,11 @@ pub async fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-/// Serves HTTP/1.1 on `listener` until `shutdown` completes, then drains: stops accepting,
+/// The response header that names the HTTP version the request arrived with (`HTTP/1.1`,
+/// `HTTP/2.0`).
+pub const HTTP_VERSION_HEADER: &str = "x-http-version";
+
+/// Serves HTTP/1.1 and HTTP/2 without TLS (h2c, prior knowledge) on `listener` until `shutdown` completes, then drains: stops accepting,
 /// finishes in-flight requests and returns once every connection is closed.
 pub async fn serve(
     listener: TcpListener,
@@ -171,13 +174,22 @@ pub async fn serve(
         let open = open_tx.clone();
         tokio::spawn(async move {
             let _open = open;
-            let service = service_fn(move |request| {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(protocol::handle(app, request).await) }
+                // Says which protocol the request came in with: router tests check that gRPC
+                // (h2c) reaches the server as HTTP/2.
+                let version = format!("{:?}", request.version());
+                async move {
+                    let mut response = protocol::handle(app, request).await;
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(&version) {
+                        response.headers_mut().insert(HTTP_VERSION_HEADER, v);
+                    }
+                    Ok::<_, Infallible>(response)
+                }
             });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service);
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             // Errors here are the client's (a reset, a malformed request): nothing to do.
             tokio::select! {
