@@ -444,6 +444,32 @@ fn a_full_queue_answers_503_and_a_late_request_504() {
         full.body
     );
 
+    // A request held for a replica that never comes (its image does not exist) gives up at
+    // the service's timeout.
+    let never = unique("never");
+    std::fs::write(
+        s.dir.join(format!("{never}.yaml")),
+        service(&never, "", "    minReplicas: 1\n    timeout: 2\n", "")
+            .replace(MODEL_SERVER, "gantry-model-server:no-such-tag"),
+    )
+    .unwrap();
+    wait_for(&s.daemon, &never, "its revision", 30, |v| {
+        v["status"]["components"][0]["latestCreatedRevision"].is_string()
+    });
+    let started = Instant::now();
+    let held = predict(&s.daemon, &never, Duration::from_secs(30)).unwrap();
+    assert_eq!(held.status, 504, "{held:?}");
+    assert!(
+        held.body.contains("activator request timeout"),
+        "{}",
+        held.body
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "held for the whole timeout"
+    );
+    let _ = std::fs::remove_file(s.dir.join(format!("{never}.yaml")));
+
     let timed_out = predict(&s.daemon, &late, Duration::from_secs(30)).unwrap();
     assert_eq!(timed_out.status, 504, "{timed_out:?}");
     assert!(
