@@ -651,6 +651,86 @@ fn killing_a_replica_under_load_loses_only_what_it_held() {
     remove(&s.dir, &[&name]);
 }
 
+/// Scaling down drains: the replica that goes takes no new requests, finishes the ones it has,
+/// and only then stops.
+#[test]
+fn a_replica_scaled_away_finishes_its_requests_first() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let s = setup("");
+    let name = unique("drain");
+    let file = s.dir.join(format!("{name}.yaml"));
+    let spec = |replicas: u32| {
+        service(
+            &name,
+            "",
+            &format!(
+                "    minReplicas: {replicas}\n    maxReplicas: {replicas}\n    containerConcurrency: 1\n    terminationGracePeriodSeconds: 30\n"
+            ),
+            ", --latency=4s",
+        )
+    };
+    std::fs::write(&file, spec(2)).unwrap();
+    wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
+        ready_count(v) == 2
+    });
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (listen, name) = (s.daemon.listen.clone(), name.clone());
+            std::thread::spawn(move || {
+                request(
+                    &listen,
+                    "POST",
+                    &format!("{name}.default.localhost"),
+                    &format!("/v1/models/{name}:predict"),
+                    INSTANCES,
+                    Duration::from_secs(60),
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    // Both requests are in flight, one per replica; then the service shrinks to one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let in_flight = |v: &Value| -> u64 {
+        ready_replicas(v)
+            .iter()
+            .map(|(_, port, _)| {
+                request(
+                    &format!("127.0.0.1:{port}"),
+                    "GET",
+                    "x",
+                    "/stats",
+                    "",
+                    Duration::from_secs(5),
+                )
+                .map(|r| r.json()["in_flight"].as_u64().unwrap_or(0))
+                .unwrap_or(0)
+            })
+            .sum()
+    };
+    while Instant::now() < deadline {
+        if s.daemon.service(&name).is_some_and(|v| in_flight(&v) == 2) {
+            break;
+        }
+    }
+    std::fs::write(&file, spec(1)).unwrap();
+    for t in slow {
+        let reply = t.join().unwrap();
+        assert_eq!(
+            reply.status, 200,
+            "a request on the replica scaled away was lost: {reply:?}"
+        );
+    }
+    wait_for(&s.daemon, &name, "one replica left", 60, |v| {
+        v["status"]["replicas"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+    remove(&s.dir, &[&name]);
+}
+
 /// `curl` through the router; the status and the `x-http-version` the model server saw.
 fn curl_version(listen: &str, host: &str, path: &str, h2: bool) -> (String, String) {
     let mut cmd = std::process::Command::new("curl");
