@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 pub mod daemon;
 pub mod http;
+pub mod inprocess;
 
 use gantry::spec::catalog::{next_catalog, parse_file, Catalog, LoadOptions};
 
