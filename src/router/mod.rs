@@ -110,6 +110,10 @@ impl Revision {
 /// `(namespace, service, component)`.
 type ComponentKey = (String, String, ComponentKind);
 
+/// Each component's target revision, by namespace then service: looked up with borrowed
+/// names on every request.
+type Targets = HashMap<String, HashMap<String, Vec<(ComponentKind, Arc<Revision>)>>>;
+
 /// The data plane's live state.
 pub struct Router {
     domain: String,
@@ -119,7 +123,7 @@ pub struct Router {
     epoch: Instant,
     table: RwLock<Arc<RouteTable>>,
     /// The revision each component's requests go to.
-    targets: RwLock<HashMap<ComponentKey, Arc<Revision>>>,
+    targets: RwLock<Targets>,
     /// Every revision the router tracks (targets, and older ones finishing requests).
     revisions: RwLock<HashMap<String, Arc<Revision>>>,
     /// Containers being drained: never given new requests again.
@@ -182,8 +186,14 @@ impl Router {
         service: &str,
         component: ComponentKind,
     ) -> Option<Arc<Revision>> {
-        let key = (namespace.to_string(), service.to_string(), component);
-        self.targets.read().unwrap().get(&key).cloned()
+        self.targets
+            .read()
+            .unwrap()
+            .get(namespace)?
+            .get(service)?
+            .iter()
+            .find(|(kind, _)| *kind == component)
+            .map(|(_, r)| r.clone())
     }
 
     /// Fires after each update of routes and targets.
@@ -249,7 +259,7 @@ impl Router {
         }
 
         let mut revisions = self.revisions.write().unwrap();
-        let mut targets = HashMap::new();
+        let mut targets: HashMap<ComponentKey, Arc<Revision>> = HashMap::new();
         for ((namespace, service, kind), component) in &components {
             let status = status
                 .services
@@ -290,7 +300,16 @@ impl Router {
             r.throttler.set_replicas(&replicas);
         }
         drop(revisions);
-        *self.targets.write().unwrap() = targets;
+        let mut by_name = Targets::new();
+        for ((namespace, service, kind), revision) in targets {
+            by_name
+                .entry(namespace)
+                .or_default()
+                .entry(service)
+                .or_default()
+                .push((kind, revision));
+        }
+        *self.targets.write().unwrap() = by_name;
         // A container no longer listed has stopped: forget it.
         let listed: HashSet<&str> = status
             .services

@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -173,23 +174,26 @@ async fn forward(
     arrived: Instant,
     seen: &mut Option<Arc<Revision>>,
 ) -> Response<RouterBody> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .map(str::to_string);
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let routed = match router.table().resolve(host.as_deref(), &path) {
+    let host: Option<HeaderValue> = match req.headers().get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let routed = match router
+        .table()
+        .resolve(host.as_ref().and_then(|h| h.to_str().ok()), path)
+    {
         Ok(r) => r,
         Err(not_found) => {
             return reply(StatusCode::NOT_FOUND, "application/json", not_found.body())
         }
     };
+    // The request line stays as it came unless a prefix was removed (or it came over HTTP/2,
+    // in absolute form).
+    let same_path = routed.path_and_query == path && req.uri().authority().is_none();
     let target = || router.target(&routed.namespace, &routed.service, routed.component);
     let Some(mut revision) = target() else {
         let mut r = error(
@@ -208,6 +212,8 @@ async fn forward(
         return r;
     };
     let deadline = arrived + revision.timeout();
+    // One timer for the whole request: waiting, the replica's answer, and its body.
+    let mut expiry = Box::pin(tokio::time::sleep_until(deadline));
     *seen = Some(revision.clone());
     let mut held_at_zero = revision.throttler.replicas() == 0;
     let mut counted = Counted::new(router, revision.clone());
@@ -226,16 +232,19 @@ async fn forward(
         &mut parts.headers,
         &parts.uri,
         parts.version,
-        host.as_deref(),
+        host.clone(),
         client,
     );
-    let uri =
-        Uri::try_from(routed.path_and_query.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
-    let upstream = Upstream {
+    let uri = if same_path {
+        parts.uri
+    } else {
+        Uri::try_from(routed.path_and_query.as_str()).unwrap_or_else(|_| Uri::from_static("/"))
+    };
+    let mut upstream = Upstream {
         method: parts.method,
         uri,
         headers: parts.headers,
-        authority: host.clone(),
+        authority: host,
         te_trailers,
     };
     let mut payload =
@@ -251,15 +260,20 @@ async fn forward(
         if revision.throttler.replicas() == 0 {
             router.poke(&revision.name);
         }
-        // While it waits, the component's target may change (a GPU swap hands over to the
-        // new revision): the request follows. Other updates leave its place in the queue.
-        let acquired = {
+        // A free slot is taken at once; otherwise the request waits, and while it waits the
+        // component's target may change (a GPU swap hands over to the new revision): the
+        // request follows. Other updates leave its place in the queue.
+        let at_once = revision.throttler.acquire().now_or_never();
+        let acquired = if let Some(acquired) = at_once {
+            Some(Ok(acquired))
+        } else {
             let mut changes = router.changes();
-            let acquire = tokio::time::timeout_at(deadline, revision.throttler.acquire());
+            let acquire = revision.throttler.acquire();
             tokio::pin!(acquire);
             loop {
                 tokio::select! {
-                    acquired = &mut acquire => break Some(acquired),
+                    acquired = &mut acquire => break Some(Ok(acquired)),
+                    () = expiry.as_mut() => break Some(Err(())),
                     changed = changes.changed(), if changes.has_changed().is_ok() => {
                         if changed.is_ok() && target().is_some_and(|t| t.name != revision.name) {
                             break None;
@@ -329,7 +343,14 @@ async fn forward(
         let Some(body) = payload.take() else {
             return error(StatusCode::BAD_GATEWAY, "the request body was already sent");
         };
-        match send(connection, upstream.request(body, h2), deadline).await {
+        let again = fresh && payload.replayable();
+        match send(
+            connection,
+            upstream.request(body, h2, again),
+            expiry.as_mut(),
+        )
+        .await
+        {
             Sent::Response(mut response, sender) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_upgrade) = client_upgrade {
@@ -339,10 +360,12 @@ async fn forward(
                         return Response::from_parts(parts, empty());
                     }
                 }
-                return respond(router, response, sender, addr, permit, counted, deadline);
+                return respond(router, response, sender, addr, permit, counted, expiry);
             }
             Sent::Unsent(back) => {
-                payload.put_back(back.into_body());
+                let (parts, body) = back.into_parts();
+                upstream.restore(parts.headers);
+                payload.put_back(body);
                 continue;
             }
             Sent::TimedOut => return error(StatusCode::GATEWAY_TIMEOUT, "request timeout"),
@@ -375,18 +398,29 @@ struct Upstream {
     uri: Uri,
     headers: HeaderMap,
     /// The client's Host, the `:authority` of an HTTP/2 request.
-    authority: Option<String>,
+    authority: Option<HeaderValue>,
     te_trailers: bool,
 }
 
 impl Upstream {
-    fn request(&self, body: UpstreamBody, h2: bool) -> Request<UpstreamBody> {
+    /// The request for one attempt. The headers move into it unless `again` (an attempt that
+    /// may have to be made again from scratch); a request that comes back unsent gives them
+    /// back through [`Upstream::restore`].
+    fn request(&mut self, body: UpstreamBody, h2: bool, again: bool) -> Request<UpstreamBody> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = if again {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        };
         if h2 {
             // HTTP/2 carries the scheme and authority in the request line.
-            let authority = self.authority.as_deref().unwrap_or("localhost");
+            let authority = self
+                .authority
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("localhost");
             let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
             *request.uri_mut() = Uri::try_from(format!("http://{authority}{path}"))
                 .unwrap_or_else(|_| self.uri.clone());
@@ -402,6 +436,13 @@ impl Upstream {
             *request.version_mut() = Version::HTTP_11;
         }
         request
+    }
+
+    /// Takes back the headers of a request that was not sent.
+    fn restore(&mut self, headers: HeaderMap) {
+        if self.headers.is_empty() {
+            self.headers = headers;
+        }
     }
 }
 
@@ -525,6 +566,15 @@ enum Connection {
     H2(H2Sender),
 }
 
+/// `future`, unless `expiry` comes first.
+async fn until<T>(expiry: Pin<&mut Sleep>, future: impl Future<Output = T>) -> Result<T, ()> {
+    tokio::select! {
+        biased;
+        out = future => Ok(out),
+        () = expiry => Err(()),
+    }
+}
+
 enum Sent {
     /// The answer, and the HTTP/1.1 connection to give back once its body is read.
     Response(Response<Incoming>, Option<SendRequest<UpstreamBody>>),
@@ -534,14 +584,18 @@ enum Sent {
     Failed(hyper::Error),
 }
 
-async fn send(connection: Connection, request: Request<UpstreamBody>, deadline: Instant) -> Sent {
+async fn send(
+    connection: Connection,
+    request: Request<UpstreamBody>,
+    expiry: Pin<&mut Sleep>,
+) -> Sent {
     match connection {
         Connection::H1(mut sender) => {
             if sender.ready().await.is_err() {
                 return Sent::Unsent(request);
             }
             let sending = sender.try_send_request(request);
-            match tokio::time::timeout_at(deadline, sending).await {
+            match until(expiry, sending).await {
                 Err(_) => Sent::TimedOut,
                 Ok(Ok(response)) => Sent::Response(response, Some(sender)),
                 Ok(Err(mut e)) => match e.take_message() {
@@ -555,7 +609,7 @@ async fn send(connection: Connection, request: Request<UpstreamBody>, deadline: 
                 return Sent::Unsent(request);
             }
             let sending = sender.try_send_request(request);
-            match tokio::time::timeout_at(deadline, sending).await {
+            match until(expiry, sending).await {
                 Err(_) => Sent::TimedOut,
                 Ok(Ok(response)) => Sent::Response(response, None),
                 Ok(Err(mut e)) => match e.take_message() {
@@ -574,7 +628,7 @@ fn respond(
     addr: SocketAddr,
     permit: Permit,
     counted: Counted,
-    deadline: Instant,
+    expiry: Pin<Box<Sleep>>,
 ) -> Response<RouterBody> {
     let (mut parts, body) = response.into_parts();
     if parts.status != StatusCode::SWITCHING_PROTOCOLS {
@@ -589,7 +643,7 @@ fn respond(
             addr,
             pool: router.connections.clone(),
         }),
-        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        deadline: expiry,
     };
     Response::from_parts(parts, body.boxed())
 }
@@ -690,20 +744,26 @@ impl Drop for Tracked {
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), and
+/// `Transfer-Encoding`, which each hop sets itself.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::TRANSFER_ENCODING,
 ];
 
-/// Drops hop-by-hop headers, including those the Connection header names.
+/// Drops hop-by-hop headers, including those the Connection header names. Most messages
+/// carry none: one pass over the headers finds that out.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -714,10 +774,9 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    headers.remove(header::TRANSFER_ENCODING);
 }
 
 /// Prepares a request for a replica: hop-by-hop headers go (an upgrade's stay), the
@@ -726,7 +785,7 @@ fn prepare_request(
     headers: &mut HeaderMap,
     uri: &Uri,
     version: Version,
-    host: Option<&str>,
+    host: Option<HeaderValue>,
     client: SocketAddr,
 ) {
     let upgrade = headers.get(header::UPGRADE).cloned();
@@ -743,19 +802,18 @@ fn prepare_request(
         headers.insert("x-forwarded-for", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
-        let proto = uri.scheme_str().unwrap_or("http").to_string();
-        if let Ok(v) = HeaderValue::from_str(&proto) {
-            headers.insert("x-forwarded-proto", v);
-        }
+        let proto = match uri.scheme_str() {
+            Some("https") => HeaderValue::from_static("https"),
+            _ => HeaderValue::from_static("http"),
+        };
+        headers.insert("x-forwarded-proto", proto);
     }
     if let Some(host) = host {
-        if let Ok(v) = HeaderValue::from_str(host) {
-            if !headers.contains_key("x-forwarded-host") {
-                headers.insert("x-forwarded-host", v.clone());
-            }
-            if version == Version::HTTP_2 || !headers.contains_key(header::HOST) {
-                headers.insert(header::HOST, v);
-            }
+        if !headers.contains_key("x-forwarded-host") {
+            headers.insert("x-forwarded-host", host.clone());
+        }
+        if version == Version::HTTP_2 || !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, host);
         }
     }
 }
@@ -781,7 +839,7 @@ mod tests {
             &mut headers,
             &uri,
             Version::HTTP_11,
-            Some("iris.default.localhost:8080"),
+            Some(HeaderValue::from_static("iris.default.localhost:8080")),
             client,
         );
         assert!(headers.get(header::CONNECTION).is_none());
