@@ -41,10 +41,28 @@ pub type RouterBody = BoxBody<Bytes, BoxError>;
 /// How long a client of a full queue is told to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
 
+/// An HTTP/1.1 connection to a replica. It has no task of its own: the request using it
+/// drives it (while waiting for the answer, then from the response body), so a request and
+/// its forwarding run in one task, without hand-offs between tasks.
+pub(crate) struct H1 {
+    sender: SendRequest<UpstreamBody>,
+    conn: hyper::client::conn::http1::Connection<TokioIo<TcpStream>, UpstreamBody>,
+}
+
+impl H1 {
+    /// Drives the connection; true once it has ended (closed by the replica, or broken).
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        Pin::new(&mut self.conn).poll(cx).is_ready()
+    }
+}
+
 /// Idle kept-alive connections to replicas, by address.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<UpstreamBody>>>>,
+    // Boxed: a request takes and gives back a pointer, not a 700-byte connection, and
+    // nothing is allocated per request.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<HashMap<SocketAddr, Vec<Box<H1>>>>,
     /// One multiplexed HTTP/2 connection per h2c replica.
     h2: Mutex<HashMap<SocketAddr, H2Sender>>,
 }
@@ -53,15 +71,8 @@ pub struct Pool {
 const MAX_IDLE_PER_REPLICA: usize = 256;
 
 impl Pool {
-    fn take(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
-        let mut idle = self.idle.lock().unwrap();
-        let list = idle.get_mut(&addr)?;
-        while let Some(sender) = list.pop() {
-            if sender.is_ready() {
-                return Some(sender);
-            }
-        }
-        None
+    fn take(&self, addr: SocketAddr) -> Option<Box<H1>> {
+        self.idle.lock().unwrap().get_mut(&addr)?.pop()
     }
 
     /// The replica's HTTP/2 connection, while it lives.
@@ -81,11 +92,11 @@ impl Pool {
         self.h2.lock().unwrap().insert(addr, sender);
     }
 
-    fn give_back(&self, addr: SocketAddr, sender: SendRequest<UpstreamBody>) {
+    fn give_back(&self, addr: SocketAddr, connection: Box<H1>) {
         let mut idle = self.idle.lock().unwrap();
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_REPLICA {
-            list.push(sender);
+            list.push(connection);
         }
     }
 }
@@ -314,8 +325,11 @@ async fn forward(
         };
         let addr = permit.addr();
         let h2 = revision.h2c();
+        let upgrade = client_upgrade.is_some();
         let pooled = if h2 {
             router.connections.h2(addr).map(Connection::H2)
+        } else if upgrade {
+            None
         } else {
             router.connections.take(addr).map(Connection::H1)
         };
@@ -327,6 +341,8 @@ async fn forward(
                         router.connections.keep_h2(addr, s.clone());
                         Connection::H2(s)
                     })
+                } else if upgrade {
+                    connect_upgradeable(addr).await.map(Connection::Upgrade)
                 } else {
                     connect(addr).await.map(Connection::H1)
                 };
@@ -351,7 +367,7 @@ async fn forward(
         )
         .await
         {
-            Sent::Response(mut response, sender) => {
+            Sent::Response(mut response, connection) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_upgrade) = client_upgrade {
                         let upstream = hyper::upgrade::on(&mut response);
@@ -360,7 +376,7 @@ async fn forward(
                         return Response::from_parts(parts, empty());
                     }
                 }
-                return respond(router, response, sender, addr, permit, counted, expiry);
+                return respond(router, response, connection, addr, permit, counted, expiry);
             }
             Sent::Unsent(back) => {
                 let (parts, body) = back.into_parts();
@@ -527,15 +543,22 @@ async fn tunnel(
 }
 
 /// A new HTTP/1.1 connection to a replica.
-async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<UpstreamBody>> {
+async fn connect(addr: SocketAddr) -> std::io::Result<Box<H1>> {
     let stream = TcpStream::connect(addr).await?;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;
+    Ok(Box::new(H1 { sender, conn }))
+}
+
+/// A new HTTP/1.1 connection for a request that asks to upgrade (a WebSocket): it runs as
+/// its own task, which hands the connection over to the tunnel after `101`.
+async fn connect_upgradeable(addr: SocketAddr) -> std::io::Result<SendRequest<UpstreamBody>> {
+    let H1 { sender, conn } = *connect(addr).await?;
     tokio::spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
+        if let Err(e) = conn.with_upgrades().await {
             debug!(error = %e, "replica connection ended");
         }
     });
@@ -562,8 +585,10 @@ async fn connect_h2(addr: SocketAddr) -> std::io::Result<H2Sender> {
 
 /// A connection to a replica, for one request.
 enum Connection {
-    H1(SendRequest<UpstreamBody>),
+    H1(Box<H1>),
     H2(H2Sender),
+    /// An upgrade's connection, running as its own task.
+    Upgrade(SendRequest<UpstreamBody>),
 }
 
 /// `future`, unless `expiry` comes first.
@@ -576,8 +601,8 @@ async fn until<T>(expiry: Pin<&mut Sleep>, future: impl Future<Output = T>) -> R
 }
 
 enum Sent {
-    /// The answer, and the HTTP/1.1 connection to give back once its body is read.
-    Response(Response<Incoming>, Option<SendRequest<UpstreamBody>>),
+    /// The answer, and the HTTP/1.1 connection that carries its body (then back to the pool).
+    Response(Response<Incoming>, Option<Box<H1>>),
     /// The request never left: it can go to another connection.
     Unsent(Request<UpstreamBody>),
     TimedOut,
@@ -590,14 +615,53 @@ async fn send(
     expiry: Pin<&mut Sleep>,
 ) -> Sent {
     match connection {
-        Connection::H1(mut sender) => {
+        Connection::H1(mut h1) => {
+            // Ready unless the replica closed the kept-alive connection meanwhile.
+            let ready = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = h1.sender.poll_ready(cx) {
+                    return Poll::Ready(r.is_ok());
+                }
+                if h1.drive(cx) {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            })
+            .await;
+            if !ready {
+                return Sent::Unsent(request);
+            }
+            let mut sending = std::pin::pin!(h1.sender.try_send_request(request));
+            let mut expiry = expiry;
+            let mut ended = false;
+            let answer = std::future::poll_fn(|cx| {
+                if !ended {
+                    ended = h1.drive(cx);
+                }
+                if let Poll::Ready(r) = sending.as_mut().poll(cx) {
+                    return Poll::Ready(Some(r));
+                }
+                if expiry.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            match answer {
+                None => Sent::TimedOut,
+                Some(Ok(response)) => Sent::Response(response, (!ended).then_some(h1)),
+                Some(Err(mut e)) => match e.take_message() {
+                    Some(request) => Sent::Unsent(request),
+                    None => Sent::Failed(e.into_error()),
+                },
+            }
+        }
+        Connection::Upgrade(mut sender) => {
             if sender.ready().await.is_err() {
                 return Sent::Unsent(request);
             }
-            let sending = sender.try_send_request(request);
-            match until(expiry, sending).await {
+            match until(expiry, sender.try_send_request(request)).await {
                 Err(_) => Sent::TimedOut,
-                Ok(Ok(response)) => Sent::Response(response, Some(sender)),
+                Ok(Ok(response)) => Sent::Response(response, None),
                 Ok(Err(mut e)) => match e.take_message() {
                     Some(request) => Sent::Unsent(request),
                     None => Sent::Failed(e.into_error()),
@@ -624,7 +688,7 @@ async fn send(
 fn respond(
     router: &Router,
     response: Response<Incoming>,
-    sender: Option<SendRequest<UpstreamBody>>,
+    connection: Option<Box<H1>>,
     addr: SocketAddr,
     permit: Permit,
     counted: Counted,
@@ -639,7 +703,7 @@ fn respond(
         finish: Some(Finish {
             permit,
             counted,
-            sender,
+            connection,
             addr,
             pool: router.connections.clone(),
         }),
@@ -676,7 +740,8 @@ impl Drop for Counted {
 struct Finish {
     permit: Permit,
     counted: Counted,
-    sender: Option<SendRequest<UpstreamBody>>,
+    /// The connection the body arrives on, driven from `poll_frame`.
+    connection: Option<Box<H1>>,
     addr: SocketAddr,
     pool: Arc<Pool>,
 }
@@ -692,8 +757,8 @@ impl Tracked {
     fn end(&mut self, reuse: bool) {
         if let Some(mut finish) = self.finish.take() {
             if reuse {
-                if let Some(sender) = finish.sender.take() {
-                    finish.pool.give_back(finish.addr, sender);
+                if let Some(connection) = finish.connection.take() {
+                    finish.pool.give_back(finish.addr, connection);
                 }
             }
             drop(finish.permit);
@@ -713,6 +778,12 @@ impl Body for Tracked {
         if self.finish.is_some() && self.deadline.as_mut().poll(cx).is_ready() {
             self.end(false);
             return Poll::Ready(Some(Err("request timeout".into())));
+        }
+        // The connection reads the body off the socket into `inner`.
+        if let Some(finish) = self.finish.as_mut() {
+            if finish.connection.as_mut().is_some_and(|c| c.drive(cx)) {
+                finish.connection = None;
+            }
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(None) => {
