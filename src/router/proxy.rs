@@ -59,10 +59,7 @@ impl H1 {
 /// Idle kept-alive connections to replicas, by address.
 #[derive(Default)]
 pub struct Pool {
-    // Boxed: a request takes and gives back a pointer, not a 700-byte connection, and
-    // nothing is allocated per request.
-    #[allow(clippy::vec_box)]
-    idle: Mutex<HashMap<SocketAddr, Vec<Box<H1>>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     /// One multiplexed HTTP/2 connection per h2c replica.
     h2: Mutex<HashMap<SocketAddr, H2Sender>>,
 }
@@ -70,9 +67,41 @@ pub struct Pool {
 /// Most idle connections kept per replica.
 const MAX_IDLE_PER_REPLICA: usize = 256;
 
+/// An idle connection is closed after this long unused (replicas close theirs too).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often idle connections are looked at.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+
+/// A pooled connection and since when it is unused. Boxed: a request takes and gives back
+/// a pointer, not a 700-byte connection, and nothing is allocated per request.
+struct Idle {
+    since: Instant,
+    connection: Box<H1>,
+}
+
 impl Pool {
     fn take(&self, addr: SocketAddr) -> Option<Box<H1>> {
-        self.idle.lock().unwrap().get_mut(&addr)?.pop()
+        self.idle
+            .lock()
+            .unwrap()
+            .get_mut(&addr)?
+            .pop()
+            .map(|i| i.connection)
+    }
+
+    /// Closes idle connections the replica has closed (nobody drives an idle connection, so
+    /// its end is only seen here) and those unused for [`IDLE_TIMEOUT`].
+    fn reap(&self, now: Instant) {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut idle = self.idle.lock().unwrap();
+        for list in idle.values_mut() {
+            list.retain_mut(|i| {
+                now.duration_since(i.since) < IDLE_TIMEOUT && !i.connection.drive(&mut cx)
+            });
+        }
+        idle.retain(|_, list| !list.is_empty());
     }
 
     /// The replica's HTTP/2 connection, while it lives.
@@ -96,7 +125,10 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap();
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_REPLICA {
-            list.push(connection);
+            list.push(Idle {
+                since: Instant::now(),
+                connection,
+            });
         }
     }
 }
@@ -109,6 +141,16 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let reaper = {
+        let pool = router.connections.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(REAP_EVERY);
+            loop {
+                every.tick().await;
+                pool.reap(Instant::now());
+            }
+        })
+    };
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, client) = tokio::select! {
@@ -147,6 +189,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+    reaper.abort();
 }
 
 /// A short response the router makes itself.
@@ -920,6 +963,87 @@ mod tests {
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "iris.default.localhost:8080");
         assert_eq!(headers["content-type"], "application/json");
+    }
+
+    /// A replica that closed a kept-alive connection: the pool lets it go at the next look,
+    /// as it does with one unused for too long.
+    #[tokio::test]
+    async fn idle_connections_closed_by_the_replica_or_too_old_are_dropped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let replica = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = replica.local_addr().unwrap();
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = replica.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            let _ = close_rx.await;
+            drop(s);
+        });
+        let pool = Pool::default();
+        let mut h1 = connect(addr).await.unwrap();
+        let request = Request::get("/").body(empty_upstream()).unwrap();
+        let sending = h1.sender.try_send_request(request);
+        let mut sending = std::pin::pin!(sending);
+        let response = std::future::poll_fn(|cx| {
+            h1.drive(cx);
+            sending.as_mut().poll(cx)
+        })
+        .await
+        .unwrap();
+        let mut body = response.into_body();
+        std::future::poll_fn(|cx| {
+            h1.drive(cx);
+            match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Ready(None) => Poll::Ready(()),
+                Poll::Ready(Some(_)) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        pool.give_back(addr, h1);
+        pool.reap(Instant::now());
+        assert_eq!(
+            pool.idle.lock().unwrap()[&addr].len(),
+            1,
+            "still open: kept"
+        );
+
+        close_tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.idle.lock().unwrap().contains_key(&addr) {
+            assert!(
+                Instant::now() < deadline,
+                "the closed connection stayed in the pool"
+            );
+            tokio::task::yield_now().await;
+            pool.reap(Instant::now());
+        }
+
+        // Too old: dropped although the replica keeps it open.
+        let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other_addr = other.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = other.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(s);
+        });
+        let h1 = connect(other_addr).await.unwrap();
+        pool.give_back(other_addr, h1);
+        pool.reap(Instant::now());
+        assert!(pool.idle.lock().unwrap().contains_key(&other_addr));
+        pool.reap(Instant::now() + IDLE_TIMEOUT);
+        assert!(!pool.idle.lock().unwrap().contains_key(&other_addr));
+    }
+
+    fn empty_upstream() -> UpstreamBody {
+        http_body_util::Empty::new().map_err(|e| match e {}).boxed()
     }
 
     #[test]
