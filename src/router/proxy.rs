@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -35,8 +34,43 @@ use super::{Revision, Router};
 
 /// Errors a response body may end with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Every response body the router sends.
-pub type RouterBody = BoxBody<Bytes, BoxError>;
+/// Every response body the router sends: its own short answers, or a replica's body
+/// streamed through. An enum rather than a boxed body: no allocation per request.
+pub(crate) enum RouterBody {
+    Own(Option<Bytes>),
+    Replica(Box<Tracked>),
+}
+
+impl Body for RouterBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RouterBody::Own(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            RouterBody::Replica(body) => Pin::new(body.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RouterBody::Own(bytes) => bytes.is_none(),
+            RouterBody::Replica(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RouterBody::Own(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            RouterBody::Replica(body) => body.size_hint(),
+        }
+    }
+}
 
 /// How long a client of a full queue is told to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -166,11 +200,13 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let client = Arc::new(Client::new(client));
         let service = hyper::service::service_fn(move |req| {
             let router = router.clone();
+            let client = client.clone();
             async move {
                 let arrived = Instant::now();
-                let (response, revision) = handle(&router, req, client, arrived).await;
+                let (response, revision) = handle(&router, req, &client, arrived).await;
                 if let Some(revision) = revision {
                     revision
                         .metrics
@@ -194,7 +230,7 @@ pub async fn serve(
 
 /// A short response the router makes itself.
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<RouterBody> {
-    let mut response = Response::new(Full::new(body.into()).map_err(|e| match e {}).boxed());
+    let mut response = Response::new(RouterBody::Own(Some(body.into())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -212,7 +248,7 @@ fn error(status: StatusCode, message: &str) -> Response<RouterBody> {
 async fn handle(
     router: &Router,
     req: Request<Incoming>,
-    client: SocketAddr,
+    client: &Client,
     arrived: Instant,
 ) -> (Response<RouterBody>, Option<Arc<Revision>>) {
     let mut revision = None;
@@ -224,7 +260,7 @@ async fn handle(
 async fn forward(
     router: &Router,
     req: Request<Incoming>,
-    client: SocketAddr,
+    client: &Client,
     arrived: Instant,
     seen: &mut Option<Arc<Revision>>,
 ) -> Response<RouterBody> {
@@ -443,8 +479,49 @@ async fn forward(
     }
 }
 
-/// A request body as sent to replicas.
-type UpstreamBody = BoxBody<Bytes, hyper::Error>;
+/// A request body as sent to replicas: kept bytes (sent again if need be), or the client's
+/// stream, passed through once.
+#[derive(Debug)]
+pub(crate) enum UpstreamBody {
+    Kept(Option<Bytes>),
+    Stream(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Kept(bytes) => Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            UpstreamBody::Stream(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Kept(bytes) => bytes.as_ref().is_none_or(|b| b.is_empty()),
+            UpstreamBody::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Kept(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            UpstreamBody::Stream(body) => body.size_hint(),
+        }
+    }
+}
 
 /// Request bodies of known length up to this size are kept until answered, so a request a
 /// dead replica swallowed can go to another one; larger ones stream and are never retried
@@ -526,7 +603,7 @@ impl Payload {
         let small = length.is_some_and(|n| n <= KEPT_BODY_BYTES)
             || (length.is_none() && body.is_end_stream());
         if upgrade || !small {
-            return Ok(Payload::Streamed(Some(body.boxed())));
+            return Ok(Payload::Streamed(Some(UpstreamBody::Stream(body))));
         }
         match tokio::time::timeout_at(deadline, body.collect()).await {
             Ok(Ok(collected)) => Ok(Payload::Kept(collected.to_bytes())),
@@ -544,7 +621,7 @@ impl Payload {
     /// The body for the next attempt; `None` once a streamed body has gone.
     fn take(&mut self) -> Option<UpstreamBody> {
         match self {
-            Payload::Kept(bytes) => Some(Full::new(bytes.clone()).map_err(|e| match e {}).boxed()),
+            Payload::Kept(bytes) => Some(UpstreamBody::Kept(Some(bytes.clone()))),
             Payload::Streamed(body) => body.take(),
         }
     }
@@ -562,7 +639,7 @@ impl Payload {
 }
 
 fn empty() -> RouterBody {
-    http_body_util::Empty::new().map_err(|e| match e {}).boxed()
+    RouterBody::Own(None)
 }
 
 /// Joins an upgraded client connection (a WebSocket) to the replica's, both ways, until
@@ -752,7 +829,7 @@ fn respond(
         }),
         deadline: expiry,
     };
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, RouterBody::Replica(Box::new(body)))
 }
 
 /// Counts a request in its revision's statistics until dropped (the response body ended,
@@ -790,7 +867,7 @@ struct Finish {
 }
 
 /// A replica's response body, streamed frame by frame, cut at the request's deadline.
-struct Tracked {
+pub(crate) struct Tracked {
     inner: Incoming,
     finish: Option<Finish>,
     deadline: Pin<Box<Sleep>>,
@@ -893,6 +970,25 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The client of a connection, with its address as a header value made once per
+/// connection.
+pub(crate) struct Client {
+    addr: SocketAddr,
+    header: HeaderValue,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Client {
+        let header = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Client { addr, header }
+    }
+
+    fn ip(&self) -> std::net::IpAddr {
+        self.addr.ip()
+    }
+}
+
 /// Prepares a request for a replica: hop-by-hop headers go (an upgrade's stay), the
 /// `X-Forwarded-*` headers say who asked and how, and an HTTP/2 request gets a Host.
 fn prepare_request(
@@ -900,7 +996,7 @@ fn prepare_request(
     uri: &Uri,
     version: Version,
     host: Option<HeaderValue>,
-    client: SocketAddr,
+    client: &Client,
 ) {
     let upgrade = headers.get(header::UPGRADE).cloned();
     remove_hop_by_hop(headers);
@@ -908,12 +1004,16 @@ fn prepare_request(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
     }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {}", client.ip()),
-        None => client.ip().to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", v);
+    match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => {
+            let appended = format!("{earlier}, {}", client.ip());
+            if let Ok(v) = HeaderValue::from_str(&appended) {
+                headers.insert("x-forwarded-for", v);
+            }
+        }
+        None => {
+            headers.insert("x-forwarded-for", client.header.clone());
+        }
     }
     if !headers.contains_key("x-forwarded-proto") {
         let proto = match uri.scheme_str() {
@@ -947,14 +1047,14 @@ mod tests {
         headers.insert("x-secret", HeaderValue::from_static("1"));
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        let client: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        let client = Client::new("127.0.0.9:5555".parse().unwrap());
         let uri: Uri = "/v1/models/iris:predict".parse().unwrap();
         prepare_request(
             &mut headers,
             &uri,
             Version::HTTP_11,
             Some(HeaderValue::from_static("iris.default.localhost:8080")),
-            client,
+            &client,
         );
         assert!(headers.get(header::CONNECTION).is_none());
         assert!(headers.get("keep-alive").is_none());
@@ -1043,7 +1143,7 @@ mod tests {
     }
 
     fn empty_upstream() -> UpstreamBody {
-        http_body_util::Empty::new().map_err(|e| match e {}).boxed()
+        UpstreamBody::Kept(None)
     }
 
     #[test]
@@ -1057,7 +1157,7 @@ mod tests {
             &uri,
             Version::HTTP_11,
             None,
-            "127.0.0.1:1".parse().unwrap(),
+            &Client::new("127.0.0.1:1".parse().unwrap()),
         );
         assert_eq!(headers[header::UPGRADE], "websocket");
         assert_eq!(headers[header::CONNECTION], "upgrade");
