@@ -15,7 +15,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_run_ready, free_port, models, ok, IMAGE};
+use common::{docker_run_ready, free_port, models, ok, report, stop_after_removal, IMAGE};
 
 const ROUNDS: usize = 5;
 const NAME: &str = "cold";
@@ -128,41 +128,11 @@ fn main() {
     }
 
     std::fs::remove_file(&file).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline && service(api_port).is_some_and(|v| v["name"] == NAME) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let ours = format!("label=gantry.dev/inferenceservice={NAME}");
-    while Instant::now() < deadline
-        && !Command::new("docker")
-            .args(["ps", "-aq", "--filter", &ours])
-            .output()
-            .unwrap()
-            .stdout
-            .is_empty()
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
-    let _ = daemon.wait();
-
-    docker.sort();
-    gantry.sort();
-    let median = |v: &[Duration]| v[v.len() / 2];
+    stop_after_removal(&mut daemon, &[NAME.to_string()]);
+    let docker = report("docker run to ready:", &mut docker);
+    let gantry = report("request at zero to first byte:", &mut gantry);
     println!(
-        "docker run to ready:                 median {:?}  (min {:?}, max {:?})",
-        median(&docker),
-        docker[0],
-        docker[ROUNDS - 1]
-    );
-    println!(
-        "request at zero to first byte:       median {:?}  (min {:?}, max {:?})",
-        median(&gantry),
-        gantry[0],
-        gantry[ROUNDS - 1]
-    );
-    println!(
-        "gantry's cold-start overhead (medians): {:?}",
-        median(&gantry).saturating_sub(median(&docker))
+        "gantry's cold-start overhead (medians):  {:?}",
+        gantry.saturating_sub(docker)
     );
 }

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_run_ready, free_port, models, ok, IMAGE};
+use common::{docker_run_ready, free_port, models, ok, report, stop_after_removal, IMAGE};
 
 const ROUNDS: usize = 7;
 
@@ -76,39 +76,12 @@ fn main() {
         std::fs::remove_file(&file).unwrap();
     }
     // The files are gone: wait for the daemon to remove its containers, then stop it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ours = |round: usize| format!("label=gantry.dev/inferenceservice=bench-{round}");
-    while Instant::now() < deadline
-        && (0..ROUNDS).any(|r| {
-            let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &ours(r)])
-                .output()
-                .unwrap();
-            !out.stdout.is_empty()
-        })
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
-    let _ = daemon.wait();
-
-    docker.sort();
-    gantry.sort();
-    let median = |v: &[Duration]| v[v.len() / 2];
+    let services: Vec<String> = (0..ROUNDS).map(|r| format!("bench-{r}")).collect();
+    stop_after_removal(&mut daemon, &services);
+    let docker = report("docker run to ready:", &mut docker);
+    let gantry = report("gantry YAML write to ready:", &mut gantry);
     println!(
-        "docker run to ready:        median {:?}  (min {:?}, max {:?})",
-        median(&docker),
-        docker[0],
-        docker[ROUNDS - 1]
-    );
-    println!(
-        "gantry YAML write to ready: median {:?}  (min {:?}, max {:?})",
-        median(&gantry),
-        gantry[0],
-        gantry[ROUNDS - 1]
-    );
-    println!(
-        "gantry overhead (medians):  {:?}",
-        median(&gantry).saturating_sub(median(&docker))
+        "gantry overhead (medians):               {:?}",
+        gantry.saturating_sub(docker)
     );
 }

@@ -44,19 +44,17 @@
 //! `target/release/gantry-model-server`), `BENCH_NGINX` (default `nginx` on the PATH or
 //! `/usr/sbin/nginx`).
 
-use std::collections::BTreeMap;
+#[path = "../tests/support/inprocess.rs"]
+#[allow(dead_code)]
+mod inprocess;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gantry::reconcile::executor::{ReplicaView, RuntimeStatus, ServiceStatus};
-use gantry::reconcile::plan::{ComponentStatus, TrafficTarget};
-use gantry::runtime::ContainerState;
-use gantry::spec::catalog::{next_catalog, parse_file, Catalog, LoadOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -91,25 +89,6 @@ const WORKLOADS: [Workload; 2] = [
         body: b"",
     },
 ];
-
-/// The service gantry routes: the example's custom container, with no concurrency limit so
-/// the throttler never holds a request.
-const ISVC: &str = "\
-apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: iris
-  namespace: default
-spec:
-  predictor:
-    minReplicas: 1
-    maxReplicas: 1
-    containerConcurrency: 0
-    containers:
-    - name: kserve-container
-      image: gantry-model-server:latest
-      args: [\"--model-name=iris\"]
-";
 
 /// A child process stopped (SIGTERM, then SIGKILL) when dropped.
 struct Process {
@@ -252,57 +231,6 @@ fn model_server(root: &Path, cpu: Option<usize>) -> (Process, u16) {
     (process, port)
 }
 
-fn catalog() -> Catalog {
-    let opts = LoadOptions::default();
-    let parsed = vec![Arc::new(parse_file("iris.yaml", ISVC, &opts))];
-    let catalog = next_catalog(&Catalog::default(), &parsed, &opts);
-    let problems: Vec<String> = catalog
-        .all_diagnostics()
-        .iter()
-        .map(|d| d.text().to_string())
-        .collect();
-    assert!(
-        catalog.services.values().all(|e| e.desired.is_some()),
-        "the benchmark's InferenceService is invalid: {problems:?}"
-    );
-    catalog
-}
-
-/// What the reconciler would publish once the replica is ready on `port`.
-fn status(port: u16) -> RuntimeStatus {
-    let service = ServiceStatus {
-        components: vec![ComponentStatus {
-            component: "predictor".into(),
-            latest_created_revision: Some(REVISION.into()),
-            latest_ready_revision: Some(REVISION.into()),
-            traffic: vec![TrafficTarget {
-                revision_name: REVISION.into(),
-                percent: 100,
-                latest_revision: true,
-            }],
-            ready: true,
-            reason: None,
-            message: None,
-        }],
-        replicas: vec![ReplicaView {
-            revision: REVISION.into(),
-            replica: 0,
-            container_id: "bench".into(),
-            state: ContainerState::Running,
-            ready: true,
-            host_port: Some(port),
-            restarts: 0,
-            last_exit: None,
-            gpus: vec![],
-        }],
-        ..ServiceStatus::default()
-    };
-    RuntimeStatus {
-        services: BTreeMap::from([(("default".into(), "iris".into()), service)]),
-        passes: 1,
-    }
-}
-
 /// gantry's data plane on its own runtime of `threads` workers, routing to the replica.
 struct Gantry {
     runtime: tokio::runtime::Runtime,
@@ -328,7 +256,12 @@ fn gantry(threads: usize, replica_port: u16, cpu: Option<usize>) -> Gantry {
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let (router, poked) = gantry::router::Router::new("localhost", port, 10_000);
-    router.update(&catalog(), &status(replica_port));
+    // The example's service, with no concurrency limit so the throttler never holds a
+    // request.
+    router.update(
+        &inprocess::catalog(&inprocess::isvc("iris", "")),
+        &inprocess::status("iris", replica_port),
+    );
     assert!(
         router.revision(REVISION).is_some(),
         "the router does not route to {REVISION}"

@@ -83,13 +83,29 @@ fn setup(config: &str) -> Setup {
     }
 }
 
+/// Drops a service's YAML into the watched folder.
+fn put(s: &Setup, name: &str, yaml: String) {
+    std::fs::write(s.dir.join(format!("{name}.yaml")), yaml).unwrap();
+}
+
+/// A prediction from another thread.
+fn spawn_predict(d: &Daemon, name: &str) -> std::thread::JoinHandle<Reply> {
+    let (listen, name) = (d.listen.clone(), name.to_string());
+    std::thread::spawn(move || predict_at(&listen, &name, Duration::from_secs(60)).unwrap())
+}
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", std::process::id())
 }
 
 fn predict(d: &Daemon, name: &str, timeout: Duration) -> std::io::Result<Reply> {
+    predict_at(&d.listen, name, timeout)
+}
+
+/// A prediction at the service's host, through the data plane at `listen`.
+fn predict_at(listen: &str, name: &str, timeout: Duration) -> std::io::Result<Reply> {
     request(
-        &d.listen,
+        listen,
         "POST",
         &format!("{name}.default.localhost"),
         &format!("/v1/models/{name}:predict"),
@@ -117,11 +133,7 @@ fn requests_route_by_host_prefix_and_model_name() {
     }
     let s = setup("");
     let name = unique("route");
-    std::fs::write(
-        s.dir.join(format!("{name}.yaml")),
-        service(&name, "", "    minReplicas: 1\n", ""),
-    )
-    .unwrap();
+    put(&s, &name, service(&name, "", "    minReplicas: 1\n", ""));
     let v = wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
         ready_count(v) == 1
     });
@@ -199,41 +211,25 @@ fn container_concurrency_is_a_hard_limit_per_replica() {
     }
     let s = setup("");
     let name = unique("cc1");
-    std::fs::write(
-        s.dir.join(format!("{name}.yaml")),
+    put(
+        &s,
+        &name,
         service(
             &name,
             "",
             "    minReplicas: 2\n    maxReplicas: 2\n    containerConcurrency: 1\n",
             ", --latency=200ms",
         ),
-    )
-    .unwrap();
+    );
     let v = wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
         ready_count(v) == 2
     });
     let replicas = ready_replicas(&v);
 
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let listen = s.daemon.listen.clone();
-            let name = name.clone();
-            std::thread::spawn(move || {
-                request(
-                    &listen,
-                    "POST",
-                    &format!("{name}.default.localhost"),
-                    &format!("/v1/models/{name}:predict"),
-                    INSTANCES,
-                    Duration::from_secs(30),
-                )
-                .map(|r| r.status)
-            })
-        })
-        .collect();
+    let threads: Vec<_> = (0..8).map(|_| spawn_predict(&s.daemon, &name)).collect();
     let statuses: Vec<u16> = threads
         .into_iter()
-        .map(|t| t.join().unwrap().unwrap())
+        .map(|t| t.join().unwrap().status)
         .collect();
     assert_eq!(statuses, [200; 8], "every request served, none refused");
 
@@ -266,16 +262,16 @@ fn a_request_at_zero_is_held_until_a_replica_is_ready() {
     }
     let s = setup("autoscaling:\n  allow-zero-initial-scale: true\n");
     let name = unique("zero");
-    std::fs::write(
-        s.dir.join(format!("{name}.yaml")),
+    put(
+        &s,
+        &name,
         service(
             &name,
             "    autoscaling.knative.dev/initial-scale: \"0\"\n",
             "    minReplicas: 0\n    maxReplicas: 1\n",
             ", --startup-delay=1s",
         ),
-    )
-    .unwrap();
+    );
     // Known, with a revision, and no replica at all.
     let v = wait_for(&s.daemon, &name, "a revision at zero", 30, |v| {
         v["status"]["components"][0]["latestCreatedRevision"].is_string()
@@ -343,16 +339,16 @@ fn a_token_stream_arrives_as_it_is_produced() {
     }
     let s = setup("");
     let name = unique("sse");
-    std::fs::write(
-        s.dir.join(format!("{name}.yaml")),
+    put(
+        &s,
+        &name,
         service(
             &name,
             "",
             "    minReplicas: 1\n",
             ", --stream, --latency=300ms",
         ),
-    )
-    .unwrap();
+    );
     wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
         ready_count(v) == 1
     });
@@ -386,26 +382,26 @@ fn a_full_queue_answers_503_and_a_late_request_504() {
     let s = setup("queue-depth: 1\n");
     let slow = unique("queue");
     let late = unique("late");
-    std::fs::write(
-        s.dir.join(format!("{slow}.yaml")),
+    put(
+        &s,
+        &slow,
         service(
             &slow,
             "",
             "    minReplicas: 1\n    maxReplicas: 1\n    containerConcurrency: 1\n",
             ", --latency=3s",
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        s.dir.join(format!("{late}.yaml")),
+    );
+    put(
+        &s,
+        &late,
         service(
             &late,
             "",
             "    minReplicas: 1\n    timeout: 1\n",
             ", --latency=3s",
         ),
-    )
-    .unwrap();
+    );
     wait_for(&s.daemon, &slow, "a ready replica", 60, |v| {
         ready_count(v) == 1
     });
@@ -415,23 +411,7 @@ fn a_full_queue_answers_503_and_a_late_request_504() {
 
     // Three at once on one slot and a queue of one: one in flight, one waiting, and the
     // third finds the queue full.
-    let clients: Vec<_> = (0..3)
-        .map(|_| {
-            let listen = s.daemon.listen.clone();
-            let slow = slow.clone();
-            std::thread::spawn(move || {
-                request(
-                    &listen,
-                    "POST",
-                    &format!("{slow}.default.localhost"),
-                    &format!("/v1/models/{slow}:predict"),
-                    INSTANCES,
-                    Duration::from_secs(30),
-                )
-                .unwrap()
-            })
-        })
-        .collect();
+    let clients: Vec<_> = (0..3).map(|_| spawn_predict(&s.daemon, &slow)).collect();
     let mut replies: Vec<Reply> = clients.into_iter().map(|t| t.join().unwrap()).collect();
     replies.sort_by_key(|r| r.status);
     let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
@@ -447,12 +427,12 @@ fn a_full_queue_answers_503_and_a_late_request_504() {
     // A request held for a replica that never comes (its image does not exist) gives up at
     // the service's timeout.
     let never = unique("never");
-    std::fs::write(
-        s.dir.join(format!("{never}.yaml")),
+    put(
+        &s,
+        &never,
         service(&never, "", "    minReplicas: 1\n    timeout: 2\n", "")
             .replace(MODEL_SERVER, "gantry-model-server:no-such-tag"),
-    )
-    .unwrap();
+    );
     wait_for(&s.daemon, &never, "its revision", 30, |v| {
         v["status"]["components"][0]["latestCreatedRevision"].is_string()
     });
@@ -499,14 +479,7 @@ impl Load {
                 let (listen, name) = (d.listen.clone(), name.to_string());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        match request(
-                            &listen,
-                            "POST",
-                            &format!("{name}.default.localhost"),
-                            &format!("/v1/models/{name}:predict"),
-                            INSTANCES,
-                            Duration::from_secs(60),
-                        ) {
+                        match predict_at(&listen, &name, Duration::from_secs(60)) {
                             Ok(r) if r.status == 200 => {
                                 ok.fetch_add(1, Ordering::SeqCst);
                             }
@@ -557,16 +530,16 @@ fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
     let name = unique("burst");
     // containerConcurrency 1 at 85 %: 4 clients need ceil(4 / 0.85) = 5 replicas; the bound
     // is 3.
-    std::fs::write(
-        s.dir.join(format!("{name}.yaml")),
+    put(
+        &s,
+        &name,
         service(
             &name,
             "",
             "    minReplicas: 0\n    maxReplicas: 3\n    containerConcurrency: 1\n",
             ", --latency=300ms",
         ),
-    )
-    .unwrap();
+    );
     wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
         ready_count(v) == 1
     });
@@ -618,16 +591,16 @@ fn killing_a_replica_under_load_loses_only_what_it_held() {
     }
     let s = setup("");
     let name = unique("kill");
-    std::fs::write(
-        s.dir.join(format!("{name}.yaml")),
+    put(
+        &s,
+        &name,
         service(
             &name,
             "",
             "    minReplicas: 2\n    maxReplicas: 2\n    containerConcurrency: 1\n",
             ", --latency=100ms",
         ),
-    )
-    .unwrap();
+    );
     let v = wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
         ready_count(v) == 2
     });
@@ -681,22 +654,7 @@ fn a_replica_scaled_away_finishes_its_requests_first() {
     wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
         ready_count(v) == 2
     });
-    let slow: Vec<_> = (0..2)
-        .map(|_| {
-            let (listen, name) = (s.daemon.listen.clone(), name.clone());
-            std::thread::spawn(move || {
-                request(
-                    &listen,
-                    "POST",
-                    &format!("{name}.default.localhost"),
-                    &format!("/v1/models/{name}:predict"),
-                    INSTANCES,
-                    Duration::from_secs(60),
-                )
-                .unwrap()
-            })
-        })
-        .collect();
+    let slow: Vec<_> = (0..2).map(|_| spawn_predict(&s.daemon, &name)).collect();
     // Both requests are in flight, one per replica; then the service shrinks to one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let in_flight = |v: &Value| -> u64 {
@@ -766,19 +724,15 @@ fn h2c_from_clients_and_to_h2c_replicas() {
     let s = setup("");
     let plain = unique("h1");
     let grpc = unique("h2");
-    std::fs::write(
-        s.dir.join(format!("{plain}.yaml")),
-        service(&plain, "", "    minReplicas: 1\n", ""),
-    )
-    .unwrap();
-    std::fs::write(
-        s.dir.join(format!("{grpc}.yaml")),
+    put(&s, &plain, service(&plain, "", "    minReplicas: 1\n", ""));
+    put(
+        &s,
+        &grpc,
         service(&grpc, "", "    minReplicas: 1\n", "").replace(
             "      env:\n",
             "      ports: [{name: h2c, containerPort: 8080}]\n      env:\n",
         ),
-    )
-    .unwrap();
+    );
     wait_for(&s.daemon, &plain, "a ready replica", 60, |v| {
         ready_count(v) == 1
     });

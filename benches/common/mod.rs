@@ -74,3 +74,34 @@ pub fn docker_run_ready(models: &Path) -> Duration {
         .unwrap();
     elapsed
 }
+
+/// Waits (at most a minute) until no container of these services is left, then stops the
+/// daemon with SIGTERM.
+pub fn stop_after_removal(daemon: &mut std::process::Child, services: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = |name: &String| {
+        let filter = format!("label=gantry.dev/inferenceservice={name}");
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+            .unwrap();
+        !out.stdout.is_empty()
+    };
+    while Instant::now() < deadline && services.iter().any(left) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let _ = daemon.wait();
+}
+
+/// Prints a sorted list's median, min and max.
+pub fn report(label: &str, values: &mut [Duration]) -> Duration {
+    values.sort();
+    let median = values[values.len() / 2];
+    println!(
+        "{label:<40} median {median:?}  (min {:?}, max {:?})",
+        values[0],
+        values[values.len() - 1]
+    );
+    median
+}

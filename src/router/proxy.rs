@@ -72,6 +72,9 @@ impl Body for RouterBody {
     }
 }
 
+/// How many times a request goes again after new connections closed unanswered.
+const MAX_UNANSWERED: u32 = 3;
+
 /// How long a client of a full queue is told to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
 
@@ -343,6 +346,8 @@ async fn forward(
             Err(response) => return *response,
         };
 
+    let mut unanswered_tries = 0;
+    let mut unanswered_by: Option<String> = None;
     // Retry only what never reached a replica: a refused connection, a kept-alive connection
     // the replica had closed before taking the request, or a new connection that the dead
     // replica's published port (Docker's proxy) accepted and closed without an answer.
@@ -465,13 +470,27 @@ async fn forward(
             }
             Sent::TimedOut => return error(StatusCode::GATEWAY_TIMEOUT, "request timeout"),
             Sent::Failed(e) => {
-                // The replica is likely gone: no new requests until the next status says
-                // otherwise.
-                revision.throttler.exclude(permit.replica());
-                if fresh && e.is_incomplete_message() && payload.replayable() {
-                    debug!(replica = %permit.replica(), "the replica's port closed a new connection unanswered; retrying elsewhere");
+                // A new connection closed or reset before any answer: what Docker's port
+                // proxy does for a dead container, and what a replica that drops a connection
+                // at once looks like. Tried again (a few times at most); a replica that does
+                // it twice to the same request is taken out of the routing until the next
+                // status says it is ready.
+                let unanswered = e.is_incomplete_message()
+                    || std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .is_some();
+                if fresh && unanswered && payload.replayable() && unanswered_tries < MAX_UNANSWERED
+                {
+                    unanswered_tries += 1;
+                    if unanswered_by.as_deref() == Some(permit.replica()) {
+                        revision.throttler.exclude(permit.replica());
+                    }
+                    unanswered_by = Some(permit.replica().to_string());
+                    debug!(replica = %permit.replica(), "a new connection closed unanswered; trying again");
                     continue;
                 }
+                // Broken while working on the request: probably gone.
+                revision.throttler.exclude(permit.replica());
                 warn!(revision = %revision.name, replica = %permit.replica(), error = %e, "replica failed the request");
                 return error(StatusCode::BAD_GATEWAY, &format!("replica failed: {e}"));
             }
