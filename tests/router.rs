@@ -62,6 +62,28 @@ struct Setup {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     daemon: Daemon,
+    /// The services put in the folder, whose containers go when the test ends, passed or not.
+    services: std::cell::RefCell<Vec<String>>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        // The files go first, so that the daemon does not start them again.
+        for name in self.services.borrow().iter() {
+            let _ = std::fs::remove_file(self.dir.join(format!("{name}.yaml")));
+        }
+        for name in self.services.borrow().iter() {
+            let ids = docker(&[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=gantry.dev/inferenceservice={name}"),
+            ]);
+            for id in ids.lines() {
+                docker(&["rm", "-f", id]);
+            }
+        }
+    }
 }
 
 /// A daemon on an empty folder, with `config` as its config file.
@@ -80,11 +102,13 @@ fn setup(config: &str) -> Setup {
         _tmp: tmp,
         dir,
         daemon,
+        services: Default::default(),
     }
 }
 
 /// Drops a service's YAML into the watched folder.
 fn put(s: &Setup, name: &str, yaml: String) {
+    s.services.borrow_mut().push(name.to_string());
     std::fs::write(s.dir.join(format!("{name}.yaml")), yaml).unwrap();
 }
 
@@ -639,7 +663,6 @@ fn a_replica_scaled_away_finishes_its_requests_first() {
     }
     let s = setup("");
     let name = unique("drain");
-    let file = s.dir.join(format!("{name}.yaml"));
     let spec = |replicas: u32| {
         service(
             &name,
@@ -650,7 +673,7 @@ fn a_replica_scaled_away_finishes_its_requests_first() {
             ", --latency=4s",
         )
     };
-    std::fs::write(&file, spec(2)).unwrap();
+    put(&s, &name, spec(2));
     wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
         ready_count(v) == 2
     });
@@ -679,7 +702,7 @@ fn a_replica_scaled_away_finishes_its_requests_first() {
             break;
         }
     }
-    std::fs::write(&file, spec(1)).unwrap();
+    put(&s, &name, spec(1));
     for t in slow {
         let reply = t.join().unwrap();
         assert_eq!(
@@ -809,7 +832,7 @@ fn a_transformer_reaches_its_predictor_through_the_router() {
         serde_json::to_string(&script).unwrap()
     );
     let yaml = service(&name, "", "    minReplicas: 1\n", "") + &transformer;
-    std::fs::write(s.dir.join(format!("{name}.yaml")), yaml).unwrap();
+    put(&s, &name, yaml);
     wait_for(
         &s.daemon,
         &name,
