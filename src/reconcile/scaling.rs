@@ -76,13 +76,19 @@ fn autoscaled(folder: &FolderState, status: &RuntimeStatus) -> BTreeMap<String, 
     out
 }
 
-fn ready_count(status: &RuntimeStatus, revision: &str) -> i32 {
-    status
-        .services
-        .values()
-        .flat_map(|s| &s.replicas)
-        .filter(|r| r.revision == revision && r.ready)
-        .count() as i32
+/// Ready replicas per revision.
+fn ready_counts(status: &RuntimeStatus) -> BTreeMap<String, i32> {
+    let mut counts = BTreeMap::new();
+    for r in status.services.values().flat_map(|s| &s.replicas) {
+        if r.ready {
+            *counts.entry(r.revision.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn ready_of(ready: &BTreeMap<String, i32>, revision: &str) -> i32 {
+    ready.get(revision).copied().unwrap_or(0)
 }
 
 fn specs(settings: &Autoscaling) -> (DeciderSpec, KpaSpec) {
@@ -127,8 +133,15 @@ pub async fn run(
             }
         }
         let now = router.now();
-        let (folder_state, runtime) = (folder.borrow().clone(), status.borrow().clone());
-        track(&mut revisions, &folder_state, &runtime, now);
+        // What is needed of the status, read without copying it.
+        let (wanted, ready) = {
+            let runtime = status.borrow();
+            (
+                autoscaled(&folder.borrow(), &runtime),
+                ready_counts(&runtime),
+            )
+        };
+        track(&mut revisions, wanted, &ready, now);
         if let Some(name) = poke {
             if let Some(scaled) = revisions.get_mut(&name) {
                 // Knative's activator: the first request of an idle revision is reported at
@@ -141,8 +154,7 @@ pub async fn run(
                 if scaled.decider.wants_poke(&request) {
                     scaled.decider.record(now, &request);
                     scaled.reported_early = true;
-                    let ready = ready_count(&runtime, &name);
-                    decide_one(&name, scaled, now, ready, true);
+                    decide_one(&name, scaled, now, ready_of(&ready, &name), true);
                 }
             }
         }
@@ -151,8 +163,7 @@ pub async fn run(
         // endpoint changes.
         if decide || replicas_changed {
             for (name, scaled) in revisions.iter_mut() {
-                let ready = ready_count(&runtime, name);
-                decide_one(name, scaled, now, ready, decide);
+                decide_one(name, scaled, now, ready_of(&ready, name), decide);
             }
         }
         let counts: BTreeMap<String, u32> = revisions
@@ -180,11 +191,10 @@ pub async fn run(
 /// newest of a component.
 fn track(
     revisions: &mut BTreeMap<String, Scaled>,
-    folder: &FolderState,
-    status: &RuntimeStatus,
+    wanted: BTreeMap<String, Autoscaling>,
+    ready: &BTreeMap<String, i32>,
     now: Duration,
 ) {
-    let wanted = autoscaled(folder, status);
     revisions.retain(|name, _| wanted.contains_key(name));
     for (name, settings) in wanted {
         match revisions.get_mut(&name) {
@@ -197,7 +207,7 @@ fn track(
             Some(_) => {}
             None => {
                 let (decider_spec, kpa) = specs(&settings);
-                let ready = ready_count(status, &name);
+                let ready = ready_of(ready, &name);
                 let collector = Collector::for_settings(&settings);
                 let decider = Decider::new(decider_spec, collector, ready, now);
                 let mut pa = PodAutoscaler::new(kpa, now);

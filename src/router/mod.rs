@@ -352,8 +352,7 @@ pub async fn follow(
     loop {
         {
             let catalog = folder.borrow_and_update().catalog.clone();
-            let runtime = status.borrow_and_update().clone();
-            router.update(&catalog, &runtime);
+            router.update(&catalog, &status.borrow_and_update());
         }
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => return,
