@@ -134,3 +134,43 @@ async fn a_client_that_gives_up_frees_its_place_in_the_queue() {
     .unwrap();
     let _ = gantry.shutdown.send(true);
 }
+
+/// A replica whose port closes the first new connections unanswered (as Docker's port proxy
+/// does while a container restarts): the request goes again, the replica is taken out of
+/// rotation for a moment when it does it twice, and comes back without any status update.
+#[tokio::test]
+async fn a_replica_that_drops_new_connections_is_tried_again() {
+    let replica = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = replica.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let (mut s, _) = replica.accept().await.unwrap();
+            if n < 2 {
+                drop(s); // closed unanswered
+                continue;
+            }
+            tokio::spawn(async move {
+                let _ = read_head(&mut s).await;
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                let mut rest = [0u8; 1];
+                let _ = s.read(&mut rest).await;
+            });
+        }
+    });
+    let gantry = start(&isvc("flaky", ""), "flaky", port, 10).await;
+    let mut client = TcpStream::connect(gantry.addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: flaky.default.localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), client.read_to_string(&mut answer))
+        .await
+        .expect("answered within the exclusion and a retry")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("ok"), "{answer}");
+    let _ = gantry.shutdown.send(true);
+}

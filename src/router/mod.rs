@@ -34,6 +34,10 @@ use routes::{RouteTable, ServiceRoutes};
 use stats::{Report, RequestStats};
 use throttler::Throttler;
 
+/// How long a replica a connection to failed stays out of rotation, unless the reconciler
+/// reports the replicas sooner.
+pub const EXCLUSION: Duration = Duration::from_secs(1);
+
 /// KServe's default `timeout` when a component sets none (Knative's revision timeout).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -49,6 +53,8 @@ pub struct Revision {
     timeout: Mutex<Duration>,
     /// The replicas speak HTTP/2 without TLS (their port is named `h2c`, as for gRPC).
     h2c: std::sync::atomic::AtomicBool,
+    /// The ready replicas as the reconciler last reported them.
+    ready: Mutex<Vec<(String, SocketAddr)>>,
 }
 
 impl Revision {
@@ -62,7 +68,26 @@ impl Revision {
             stats: Mutex::new(RequestStats::new(now)),
             timeout: Mutex::new(DEFAULT_TIMEOUT),
             h2c: std::sync::atomic::AtomicBool::new(false),
+            ready: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Takes a replica out of rotation for [`EXCLUSION`] (a connection to it failed), or
+    /// until the reconciler next reports the replicas. A replica that is gone is gone from
+    /// the reconciler's report by then; one that only dropped a connection comes back.
+    pub fn exclude(self: &Arc<Self>, replica: &str) {
+        self.throttler.exclude(replica);
+        let revision = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(EXCLUSION).await;
+            let ready = revision.ready.lock().unwrap().clone();
+            revision.throttler.set_replicas(&ready);
+        });
+    }
+
+    fn set_ready(&self, replicas: Vec<(String, SocketAddr)>) {
+        self.throttler.set_replicas(&replicas);
+        *self.ready.lock().unwrap() = replicas;
     }
 
     /// Whether requests go to the replicas over HTTP/2 (h2c).
@@ -297,7 +322,7 @@ impl Router {
         });
         for (name, r) in revisions.iter() {
             let replicas = ready.get(name.as_str()).cloned().unwrap_or_default();
-            r.throttler.set_replicas(&replicas);
+            r.set_ready(replicas);
         }
         drop(revisions);
         let mut by_name = Targets::new();
@@ -390,6 +415,7 @@ impl Drain for Router {
             .insert(container_id.to_string());
         let revisions = self.revisions();
         for r in &revisions {
+            r.ready.lock().unwrap().retain(|(id, _)| id != container_id);
             r.throttler.exclude(container_id);
         }
         let id = container_id.to_string();

@@ -442,7 +442,7 @@ async fn forward(
                     Ok(c) => (c, true),
                     Err(e) => {
                         debug!(replica = %permit.replica(), error = %e, "replica refused the connection; retrying elsewhere");
-                        revision.throttler.exclude(permit.replica());
+                        revision.exclude(permit.replica());
                         continue;
                     }
                 }
@@ -491,14 +491,14 @@ async fn forward(
                 {
                     unanswered_tries += 1;
                     if unanswered_by.as_deref() == Some(permit.replica()) {
-                        revision.throttler.exclude(permit.replica());
+                        revision.exclude(permit.replica());
                     }
                     unanswered_by = Some(permit.replica().to_string());
                     debug!(replica = %permit.replica(), "a new connection closed unanswered; trying again");
                     continue;
                 }
                 // Broken while working on the request: probably gone.
-                revision.throttler.exclude(permit.replica());
+                revision.exclude(permit.replica());
                 warn!(revision = %revision.name, replica = %permit.replica(), error = %e, "replica failed the request");
                 return error(StatusCode::BAD_GATEWAY, &format!("replica failed: {e}"));
             }
