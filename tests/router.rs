@@ -583,6 +583,28 @@ fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
     });
     let decided = &v["autoscaling"][0];
     assert_eq!(decided["replicas"], 3, "capped at maxReplicas: {decided}");
+    // The scale events say what happened.
+    let events: Vec<(String, String)> = decided["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        events.iter().any(|(r, _)| r == "PanicStarted"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Scaled" && m.contains("to 3 replicas")),
+        "{events:?}"
+    );
     // Keep the load on the three replicas for a while.
     let before = load.ok.load(Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(20);

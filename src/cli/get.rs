@@ -386,6 +386,9 @@ pub fn describe(v: &ServiceView) -> String {
                 average(a.stable),
                 average(a.panic_value),
             );
+            for e in &a.events {
+                let _ = writeln!(out, "  {:<14} {}", e.reason, e.message);
+            }
         }
         if st.replicas.is_empty() {
             let _ = writeln!(out, "Replicas:     <none>");

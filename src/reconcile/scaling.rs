@@ -35,6 +35,28 @@ pub struct ScaleView {
     pub excess_burst_capacity: i32,
     /// `activating`, `active` or `inactive`.
     pub activity: String,
+    /// What the autoscaler did lately, oldest first (at most [`SCALE_EVENTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<ScaleEvent>,
+}
+
+/// One thing the autoscaler did to a revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleEvent {
+    pub unix_time: i64,
+    /// `Scaled`, `PanicStarted`, `PanicEnded`.
+    pub reason: String,
+    pub message: String,
+}
+
+/// Scale events kept per revision.
+pub const SCALE_EVENTS: usize = 20;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// One autoscaled revision.
@@ -223,6 +245,7 @@ fn track(
                     panic_value: None,
                     excess_burst_capacity: decider.status().excess_burst_capacity,
                     activity: "activating".into(),
+                    events: Vec::new(),
                 };
                 revisions.insert(
                     name,
@@ -274,24 +297,51 @@ fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32, tick: 
         None
     };
     let before = scaled.pa.replicas();
+    let was_panicking = scaled.view.panic;
     let status = scaled.decider.status();
     let reconciled = scaled.pa.reconcile(now, status, ready);
-    if reconciled.replicas != before {
-        info!(
-            revision = name,
-            from = before,
-            to = reconciled.replicas,
-            desired = status.desired_scale,
-            panic = scaled.decider.autoscaler().in_panic(),
-            "scaling"
+    let panic = scaled.decider.autoscaler().in_panic();
+    let mut events = std::mem::take(&mut scaled.view.events);
+    let mut event = |reason: &str, message: String| {
+        info!(revision = name, reason, "{message}");
+        events.push(ScaleEvent {
+            unix_time: unix_now(),
+            reason: reason.into(),
+            message,
+        });
+    };
+    if panic && !was_panicking {
+        event(
+            "PanicStarted",
+            format!(
+                "panic mode: the panic window needs {} replicas, {ready} ready",
+                status.desired_scale
+            ),
         );
     }
+    if !panic && was_panicking {
+        event(
+            "PanicEnded",
+            "panic mode over: a stable window without a burst".into(),
+        );
+    }
+    if reconciled.replicas != before {
+        event(
+            "Scaled",
+            format!(
+                "scaled from {before} to {} replicas (desired {}, ready {ready})",
+                reconciled.replicas, status.desired_scale
+            ),
+        );
+    }
+    let excess = events.len().saturating_sub(SCALE_EVENTS);
+    events.drain(..excess);
     scaled.view = ScaleView {
         revision: name.to_string(),
         desired: status.desired_scale,
         replicas: reconciled.replicas,
         ready,
-        panic: scaled.decider.autoscaler().in_panic(),
+        panic,
         stable: observed.map(|o| o.stable).or(scaled.view.stable),
         panic_value: observed.map(|o| o.panic).or(scaled.view.panic_value),
         excess_burst_capacity: status.excess_burst_capacity,
@@ -301,5 +351,6 @@ fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32, tick: 
             crate::autoscaler::Activity::Inactive => "inactive",
         }
         .into(),
+        events,
     };
 }
