@@ -314,7 +314,7 @@ fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32, tick: 
         event(
             "PanicStarted",
             format!(
-                "panic mode: the panic window needs {} replicas, {ready} ready",
+                "panic mode: a burst in the panic window, {} replicas wanted, {ready} ready",
                 status.desired_scale
             ),
         );
