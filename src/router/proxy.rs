@@ -185,7 +185,8 @@ pub async fn serve(
     router: Arc<Router>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection task holds a sender: `recv` answers `None` once all have ended.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<Infallible>(1);
     let reaper = {
         let pool = router.connections.clone();
         tokio::spawn(async move {
@@ -196,7 +197,6 @@ pub async fn serve(
             }
         })
     };
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -226,16 +226,51 @@ pub async fn serve(
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let (open, mut stop) = (open.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let _open = open;
+            // HTTP/2 without TLS starts with its preface (`PRI * HTTP/2.0`), which no HTTP/1
+            // request does: one look at the first bytes picks the protocol for the whole
+            // connection, so HTTP/1.1 requests are not read through a detecting wrapper.
+            let mut first = [0u8; 3];
+            let h2 = matches!(stream.peek(&mut first).await, Ok(3) if &first == b"PRI");
+            let io = TokioIo::new(stream);
+            // On shutdown a connection finishes its requests in flight, then closes.
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let ended = if h2 {
+                let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(io, service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = stopping => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                }
+            } else {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .with_upgrades();
+                tokio::pin!(connection);
+                tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = stopping => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 debug!(error = %e, "connection ended");
             }
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await;
+    drop(open);
+    let _ = tokio::time::timeout(Duration::from_secs(30), all_closed.recv()).await;
     reaper.abort();
 }
 
