@@ -12,10 +12,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_run_ready, free_port, models, ok, report, stop_after_removal, IMAGE};
+use common::{docker_run_ready, models, report, start_daemon, stop_after_removal, Daemon, IMAGE};
 
 const ROUNDS: usize = 5;
 const NAME: &str = "cold";
@@ -81,28 +80,11 @@ fn main() {
     std::fs::create_dir(&dir).unwrap();
     let config = tmp.path().join("gantry.yaml");
     std::fs::write(&config, CONFIG).unwrap();
-    let api_port = free_port();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args([
-            "serve",
-            "--api",
-            &format!("127.0.0.1:{api_port}"),
-            "--listen",
-            &listen,
-        ])
-        .arg("--config")
-        .arg(&config)
-        .arg("--dir")
-        .arg(&dir)
-        .arg("--state-dir")
-        .arg(tmp.path().join("state"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while !ok(api_port, "/healthz") {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let Daemon {
+        child: mut daemon,
+        api_port,
+        listen,
+    } = start_daemon(tmp.path(), &dir, Some(&config));
     let yaml = format!(
         "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: {NAME}\n  annotations: {{autoscaling.knative.dev/initial-scale: '0'}}\nspec:\n  predictor:\n    minReplicas: 0\n    maxReplicas: 1\n    containers:\n    - name: kserve-container\n      image: {IMAGE}\n      args: [--model-name=iris]\n      env: [{{name: STORAGE_URI, value: '{}'}}]\n      readinessProbe: {{httpGet: {{path: /v2/health/ready}}}}\n      resources: {{requests: {{cpu: 100m, memory: 32Mi}}, limits: {{cpu: 500m, memory: 64Mi}}}}\n",
         models.display()

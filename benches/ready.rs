@@ -10,10 +10,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_run_ready, free_port, models, ok, report, stop_after_removal, IMAGE};
+use common::{docker_run_ready, models, report, start_daemon, stop_after_removal, Daemon, IMAGE};
 
 const ROUNDS: usize = 7;
 
@@ -35,26 +34,11 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("services");
     std::fs::create_dir(&dir).unwrap();
-    let api_port = free_port();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args([
-            "serve",
-            "--api",
-            &format!("127.0.0.1:{api_port}"),
-            "--listen",
-            &listen,
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .arg("--state-dir")
-        .arg(tmp.path().join("state"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while !ok(api_port, "/healthz") {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let Daemon {
+        child: mut daemon,
+        api_port,
+        listen: _,
+    } = start_daemon(tmp.path(), &dir, None);
 
     let mut docker = Vec::new();
     let mut gantry = Vec::new();

@@ -112,6 +112,19 @@ fn put(s: &Setup, name: &str, yaml: String) {
     std::fs::write(s.dir.join(format!("{name}.yaml")), yaml).unwrap();
 }
 
+/// Drops a service's YAML into the watched folder and waits (a minute at most) for
+/// `replicas` ready replicas; the service's view then.
+fn deploy(s: &Setup, name: &str, yaml: String, replicas: usize) -> Value {
+    put(s, name, yaml);
+    wait_for(
+        &s.daemon,
+        name,
+        &format!("{replicas} ready replica(s)"),
+        60,
+        |v| ready_count(v) == replicas,
+    )
+}
+
 /// A prediction from another thread.
 fn spawn_predict(d: &Daemon, name: &str) -> std::thread::JoinHandle<Reply> {
     let (listen, name) = (d.listen.clone(), name.to_string());
@@ -157,10 +170,7 @@ fn requests_route_by_host_prefix_and_model_name() {
     }
     let s = setup("");
     let name = unique("route");
-    put(&s, &name, service(&name, "", "    minReplicas: 1\n", ""));
-    let v = wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
-        ready_count(v) == 1
-    });
+    let v = deploy(&s, &name, service(&name, "", "    minReplicas: 1\n", ""), 1);
     let port = s.daemon.listen.rsplit(':').next().unwrap();
     assert_eq!(
         v["url"],
@@ -235,7 +245,7 @@ fn container_concurrency_is_a_hard_limit_per_replica() {
     }
     let s = setup("");
     let name = unique("cc1");
-    put(
+    let v = deploy(
         &s,
         &name,
         service(
@@ -244,10 +254,8 @@ fn container_concurrency_is_a_hard_limit_per_replica() {
             "    minReplicas: 2\n    maxReplicas: 2\n    containerConcurrency: 1\n",
             ", --latency=200ms",
         ),
+        2,
     );
-    let v = wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
-        ready_count(v) == 2
-    });
     let replicas = ready_replicas(&v);
 
     let threads: Vec<_> = (0..8).map(|_| spawn_predict(&s.daemon, &name)).collect();
@@ -363,7 +371,7 @@ fn a_token_stream_arrives_as_it_is_produced() {
     }
     let s = setup("");
     let name = unique("sse");
-    put(
+    deploy(
         &s,
         &name,
         service(
@@ -372,10 +380,8 @@ fn a_token_stream_arrives_as_it_is_produced() {
             "    minReplicas: 1\n",
             ", --stream, --latency=300ms",
         ),
+        1,
     );
-    wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
-        ready_count(v) == 1
-    });
     let (reply, arrivals) = request_timed(
         &s.daemon.listen,
         "POST",
@@ -554,7 +560,7 @@ fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
     let name = unique("burst");
     // containerConcurrency 1 at 85 %: 4 clients need ceil(4 / 0.85) = 5 replicas; the bound
     // is 3.
-    put(
+    deploy(
         &s,
         &name,
         service(
@@ -563,10 +569,8 @@ fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
             "    minReplicas: 0\n    maxReplicas: 3\n    containerConcurrency: 1\n",
             ", --latency=300ms",
         ),
+        1,
     );
-    wait_for(&s.daemon, &name, "a ready replica", 60, |v| {
-        ready_count(v) == 1
-    });
 
     let load = Load::start(&s.daemon, &name, 4);
     // The 1s panic window sees 4 in flight on one replica: 5 needed, over twice the ready.
@@ -637,7 +641,7 @@ fn killing_a_replica_under_load_loses_only_what_it_held() {
     }
     let s = setup("");
     let name = unique("kill");
-    put(
+    let v = deploy(
         &s,
         &name,
         service(
@@ -646,10 +650,8 @@ fn killing_a_replica_under_load_loses_only_what_it_held() {
             "    minReplicas: 2\n    maxReplicas: 2\n    containerConcurrency: 1\n",
             ", --latency=100ms",
         ),
+        2,
     );
-    let v = wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
-        ready_count(v) == 2
-    });
     let victim = ready_replicas(&v)[0].2.clone();
 
     let load = Load::start(&s.daemon, &name, 4);
@@ -695,10 +697,7 @@ fn a_replica_scaled_away_finishes_its_requests_first() {
             ", --latency=4s",
         )
     };
-    put(&s, &name, spec(2));
-    wait_for(&s.daemon, &name, "two ready replicas", 60, |v| {
-        ready_count(v) == 2
-    });
+    deploy(&s, &name, spec(2), 2);
     let slow: Vec<_> = (0..2).map(|_| spawn_predict(&s.daemon, &name)).collect();
     // Both requests are in flight, one per replica; then the service shrinks to one.
     let deadline = Instant::now() + Duration::from_secs(10);

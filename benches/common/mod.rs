@@ -105,3 +105,44 @@ pub fn report(label: &str, values: &mut [Duration]) -> Duration {
     );
     median
 }
+
+/// A running `gantry serve` on `dir`, its state under `root`, on free ports, with an
+/// optional config file; returned once its API answers.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub api_port: u16,
+    /// The data plane's address.
+    pub listen: String,
+}
+
+pub fn start_daemon(root: &Path, dir: &Path, config: Option<&Path>) -> Daemon {
+    let api_port = free_port();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gantry"));
+    command.args([
+        "serve",
+        "--api",
+        &format!("127.0.0.1:{api_port}"),
+        "--listen",
+        &listen,
+    ]);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let child = command
+        .arg("--dir")
+        .arg(dir)
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !ok(api_port, "/healthz") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Daemon {
+        child,
+        api_port,
+        listen,
+    }
+}

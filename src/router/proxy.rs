@@ -351,7 +351,9 @@ async fn forward(
     // One timer for the whole request: waiting, the replica's answer, and its body.
     let mut expiry = Box::pin(tokio::time::sleep_until(deadline));
     *seen = Some(revision.clone());
-    let mut held_at_zero = revision.throttler.replicas() == 0;
+    // Whether the request found no replica ready when it first had to wait (a cold start);
+    // decided once, observed once.
+    let mut held_at_zero: Option<bool> = None;
     let mut counted = Counted::new(router, revision.clone(), arrived);
     let mut req = req;
     let client_upgrade = req
@@ -395,9 +397,6 @@ async fn forward(
     // the replica had closed before taking the request, or a new connection that the dead
     // replica's published port (Docker's proxy) accepted and closed without an answer.
     loop {
-        if revision.throttler.replicas() == 0 {
-            router.poke(&revision.name);
-        }
         // A free slot is taken at once; otherwise the request waits, and while it waits the
         // component's target may change (a GPU swap hands over to the new revision): the
         // request follows. Other updates leave its place in the queue.
@@ -405,6 +404,12 @@ async fn forward(
         let acquired = if let Some(acquired) = at_once {
             Some(Ok(acquired))
         } else {
+            // Nothing ready: the autoscaler hears of it now, not at its next tick.
+            let at_zero = revision.throttler.replicas() == 0;
+            if at_zero {
+                router.poke(&revision.name);
+            }
+            held_at_zero.get_or_insert(at_zero);
             let mut changes = router.changes();
             let acquire = revision.throttler.acquire();
             tokio::pin!(acquire);
@@ -431,7 +436,7 @@ async fn forward(
         };
         let permit = match acquired {
             Ok(Ok(permit)) => {
-                if std::mem::take(&mut held_at_zero) {
+                if held_at_zero.replace(false) == Some(true) {
                     revision.metrics.cold_start.observe(arrived.elapsed());
                 }
                 permit
