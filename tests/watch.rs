@@ -203,6 +203,20 @@ async fn an_invalid_edit_keeps_the_last_good_spec() {
         .await;
     assert_eq!(image(&s, "iris").as_deref(), Some("img:1"));
 
+    // A file caught empty (truncated before it is written): still the last good spec.
+    std::fs::write(&file, "").unwrap();
+    let s = d
+        .until("still stale while empty", |s| {
+            service(s, "iris").is_some_and(|e| {
+                e.stale
+                    && e.diagnostics
+                        .iter()
+                        .any(|d| d.message == gantry::spec::catalog::EMPTY_FILE_KEEPS)
+            })
+        })
+        .await;
+    assert_eq!(image(&s, "iris").as_deref(), Some("img:1"));
+
     // The finished write takes over.
     std::fs::write(&file, &full).unwrap();
     d.until("fixed", |s| {

@@ -129,7 +129,8 @@ pub struct ParsedFile {
     pub documents: Vec<ParsedDocument>,
     /// Problems of the file as a whole: unreadable, too large, a YAML syntax error.
     pub diagnostics: Vec<Diagnostic>,
-    /// A syntax error stopped parsing: documents after it are unknown.
+    /// A syntax error stopped parsing, or the file is empty (a writer that truncates before
+    /// it writes, caught in between): what it defines is unknown.
     pub truncated: bool,
     pub content_hash: [u8; 32],
 }
@@ -138,7 +139,7 @@ pub struct ParsedFile {
 pub fn parse_file(path: &str, text: &str, opts: &LoadOptions) -> ParsedFile {
     let content_hash = Sha256::digest(text.as_bytes()).into();
     let (docs, syntax) = yaml::documents(text);
-    let truncated = syntax.is_some();
+    let truncated = syntax.is_some() || text.is_empty();
     let documents = docs
         .into_iter()
         .map(|doc| parse_document(path, doc, opts))
@@ -468,6 +469,10 @@ impl Catalog {
     }
 }
 
+/// Why a service stays desired while its file is empty.
+pub const EMPTY_FILE_KEEPS: &str =
+    "the file is empty: its services stay as they were until it has content again or is removed";
+
 /// Builds the next catalog from freshly parsed files (in path order) and the previous one.
 pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOptions) -> Catalog {
     let (evaluated, runtime_diagnostics) = evaluate(files, opts);
@@ -568,7 +573,9 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
         catalog.services.insert(key, entry);
     }
 
-    // A file cut short by a syntax error keeps the services it defined before (last good).
+    // A file cut short by a syntax error, or empty, keeps the services it defined before (last
+    // good): editors and `>` redirections truncate a file before they write it, and a scan in
+    // between must not take its services down. Removing the file removes them.
     for (key, prev) in &previous.services {
         if catalog.services.contains_key(key) {
             continue;
@@ -579,7 +586,11 @@ pub fn next_catalog(previous: &Catalog, files: &[Arc<ParsedFile>], opts: &LoadOp
         if file.truncated && prev.desired.is_some() {
             let mut kept = prev.clone();
             kept.stale = true;
-            kept.diagnostics = file.diagnostics.clone();
+            kept.diagnostics = if file.diagnostics.is_empty() {
+                vec![Diagnostic::warning(EMPTY_FILE_KEEPS).in_file(&file.path)]
+            } else {
+                file.diagnostics.clone()
+            };
             catalog.services.insert(key.clone(), kept);
         }
     }
