@@ -14,13 +14,13 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 use super::{labels, ContainerSpec, DockerResources, Mount};
 use crate::spec::catalog::{ObjectKey, OtherObject};
 use crate::spec::normalize::{DesiredComponent, GPU_RESOURCE};
+use crate::spec::objects::{describe, object_data, ObjectProblem, Source};
 use crate::spec::quantity::Quantity;
 use crate::spec::types::{
     EnvFromSource, EnvVarSource, FieldSelector, KeySelector, ResourceFieldSelector,
@@ -374,33 +374,6 @@ impl Environment {
     }
 }
 
-/// The two kinds of object a variable can come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Secret,
-    ConfigMap,
-}
-
-impl Source {
-    fn kind(self) -> &'static str {
-        match self {
-            Source::Secret => "Secret",
-            Source::ConfigMap => "ConfigMap",
-        }
-    }
-
-    /// The resource name the kubelet's "not found" error uses.
-    fn resource(self) -> &'static str {
-        match self {
-            Source::Secret => "secret",
-            Source::ConfigMap => "configmap",
-        }
-    }
-}
-
-/// A problem of a Secret or ConfigMap itself (the API server would have refused it).
-struct ObjectProblem(String);
-
 /// What the security context asks for, once allowed.
 struct Security {
     user: Option<String>,
@@ -513,7 +486,7 @@ impl Converter<'_, '_> {
         let Some(name) = reference.name.as_deref().filter(|n| !n.is_empty()) else {
             return self.error(&at.key("name"), "Required value");
         };
-        let data = match self.object_data(kind, name) {
+        let data = match object_data(self.ctx.objects, kind, self.ctx.namespace, name) {
             Ok(Some(data)) => data,
             Ok(None) if reference.optional == Some(true) => return,
             Ok(None) => return self.error(&at, not_found(kind, name)),
@@ -581,7 +554,7 @@ impl Converter<'_, '_> {
             return None;
         };
         let optional = selector.optional == Some(true);
-        let mut data = match self.object_data(kind, name) {
+        let mut data = match object_data(self.ctx.objects, kind, self.ctx.namespace, name) {
             Ok(Some(data)) => data,
             Ok(None) if optional => return None,
             Ok(None) => {
@@ -608,72 +581,6 @@ impl Converter<'_, '_> {
                 None
             }
         }
-    }
-
-    /// The keys and values of a Secret (`data` base64-decoded, `stringData` over it, as the
-    /// API server merges them) or a ConfigMap (`data`; `binaryData` is never an environment
-    /// variable). `None` when there is no such object in the namespace.
-    fn object_data(
-        &self,
-        kind: Source,
-        name: &str,
-    ) -> Result<Option<BTreeMap<String, String>>, ObjectProblem> {
-        let key = ObjectKey {
-            kind: kind.kind().to_string(),
-            namespace: self.ctx.namespace.to_string(),
-            name: name.to_string(),
-        };
-        let Some(object) = self.ctx.objects.get(&key) else {
-            return Ok(None);
-        };
-        let what = describe(kind, self.ctx.namespace, name);
-        let mut out = BTreeMap::new();
-        let sections: &[(&str, bool)] = match kind {
-            Source::Secret => &[("data", true), ("stringData", false)],
-            Source::ConfigMap => &[("data", false)],
-        };
-        for (section, base64) in sections {
-            let Some(entries) = object.value.get(*section) else {
-                continue;
-            };
-            let entries = match entries {
-                Value::Null => continue,
-                Value::Mapping(m) => m,
-                other => {
-                    return Err(ObjectProblem(format!(
-                        "{what}: {section}: expected a mapping of keys to strings, found {}",
-                        yaml_kind(other)
-                    )))
-                }
-            };
-            for (k, v) in entries {
-                let Some(k) = k.as_str() else {
-                    return Err(ObjectProblem(format!(
-                        "{what}: {section}: expected string keys, found {}",
-                        yaml_kind(k)
-                    )));
-                };
-                let text = match v {
-                    Value::String(s) => s.as_str(),
-                    Value::Null => "",
-                    other => {
-                        return Err(ObjectProblem(format!(
-                            "{what}: {section}.{k}: expected a string, found {} (quote it)",
-                            yaml_kind(other)
-                        )))
-                    }
-                };
-                let value = if *base64 {
-                    decode_secret_value(text).map_err(|reason| {
-                        ObjectProblem(format!("{what}: {section}.{k}: {reason}"))
-                    })?
-                } else {
-                    text.to_string()
-                };
-                out.insert(k.to_string(), value);
-            }
-        }
-        Ok(Some(out))
     }
 
     fn field_ref(
@@ -1198,35 +1105,6 @@ fn env_name_problem(name: &str) -> Option<String> {
 
 fn not_found(kind: Source, name: &str) -> String {
     format!("{} \"{name}\" not found", kind.resource())
-}
-
-/// `Secret default/s3`, as the kubelet names objects in its errors.
-fn describe(kind: Source, namespace: &str, name: &str) -> String {
-    format!("{} {namespace}/{name}", kind.kind())
-}
-
-/// A Secret's `data` value: standard base64 with padding, as the API server decodes it.
-/// The error never shows the value, not even the offending byte.
-fn decode_secret_value(text: &str) -> Result<String, String> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|_| "expected base64 data (use stringData for plain text)".to_string())?;
-    String::from_utf8(bytes).map_err(|_| {
-        "the decoded value is not UTF-8 text, which an environment variable must be".to_string()
-    })
-}
-
-fn yaml_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
 }
 
 /// The volume's source type: its one key besides `name`.

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod diagnostic;
 pub mod duration;
 pub mod normalize;
+pub mod objects;
 pub mod quantity;
 pub mod runtime;
 pub mod types;
