@@ -27,6 +27,7 @@ use crate::spec::diagnostic::Diagnostic;
 use crate::spec::duration::GoDuration;
 use crate::spec::quantity::Quantity;
 use crate::spec::yaml::{self, FieldPath, UnknownFields, DEFAULT_MAX_FILE_BYTES};
+use crate::storage::StorageConfig;
 
 /// The management API's default address (DESIGN.md, "Ports").
 pub const DEFAULT_API: SocketAddr =
@@ -93,6 +94,8 @@ pub struct Config {
     pub reserved_memory: String,
     /// The daemon-wide autoscaler defaults (Knative `config-autoscaler` keys).
     pub autoscaling: AutoscalingDefaults,
+    /// Models: the cache, `pvc://` volumes, and storage access (docs/storage.md).
+    pub storage: StorageConfig,
 }
 
 /// Built-in value of `debounce`.
@@ -137,6 +140,7 @@ impl Default for Config {
             reserved_cpu: DEFAULT_RESERVED.into(),
             reserved_memory: DEFAULT_RESERVED.into(),
             autoscaling: AutoscalingDefaults::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -315,12 +319,36 @@ impl Config {
                 problems.push(Diagnostic::error(message).at_field(key));
             }
         }
-        if let Err(message) = positive_quantity("shm-size", &self.shm_size) {
-            problems.push(Diagnostic::error(message).at_field("shm-size"));
+        for (key, value) in [
+            ("shm-size", &self.shm_size),
+            ("storage.max-unpacked-size", &self.storage.max_unpacked_size),
+        ] {
+            if let Err(message) = positive_quantity(key, value) {
+                problems.push(Diagnostic::error(message).at_field(key));
+            }
+        }
+        if self.storage.parallel_downloads == 0 {
+            problems.push(
+                Diagnostic::error("storage.parallel-downloads must be positive, was: 0")
+                    .at_field("storage.parallel-downloads"),
+            );
+        }
+        for (claim, dir) in &self.storage.volumes {
+            if !dir.is_absolute() {
+                let field = format!("storage.volumes.{claim}");
+                problems.push(
+                    Diagnostic::error(format!(
+                        "{field}: expected an absolute host folder, found \"{}\"",
+                        dir.display()
+                    ))
+                    .at_field(&field),
+                );
+            }
         }
         for (key, value) in [
             ("reserved-cpu", &self.reserved_cpu),
             ("reserved-memory", &self.reserved_memory),
+            ("storage.cache-size", &self.storage.cache_size),
         ] {
             if let Err(message) = non_negative_quantity(key, value) {
                 problems.push(Diagnostic::error(message).at_field(key));
@@ -418,6 +446,22 @@ impl Config {
     }
 
     /// `reserved-memory` in bytes (same fallback as [`Config::reserved_cpu_millis`]).
+    /// What the model cache is and may hold.
+    pub fn model_settings(&self) -> crate::storage::ModelSettings {
+        crate::storage::ModelSettings {
+            cache_dir: self
+                .storage
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| self.state_dir.join("models")),
+            cache_limit: non_negative_quantity("", &self.storage.cache_size)
+                .map_or(0, |q| q.value().max(0) as u64),
+            parallel: self.storage.parallel_downloads.max(1),
+            max_unpacked: positive_quantity("", &self.storage.max_unpacked_size)
+                .map_or(1 << 40, |bytes| bytes.max(0) as u64),
+        }
+    }
+
     pub fn reserved_memory_bytes(&self) -> i64 {
         non_negative_quantity("", &self.reserved_memory).map_or(0, |q| q.value())
     }
@@ -433,7 +477,7 @@ impl Config {
 }
 
 /// The settings whose keys are free text (NVML names, label keys with dots and slashes).
-const MAP_SETTINGS: [&str; 2] = ["gpu-classes", "host-labels"];
+const MAP_SETTINGS: [&str; 4] = ["gpu-classes", "host-labels", "volumes", "s3"];
 
 /// A diagnostic's field as a path into the file: `host-labels.topology.kubernetes.io/region`
 /// is the key `topology.kubernetes.io/region` of `host-labels`, not four nested keys.
@@ -766,6 +810,32 @@ fn comment(key: &str) -> Option<&'static str> {
             "Memory kept back from replicas (a Kubernetes quantity: 4Gi): replicas\n\
              may request the machine's memory (MemTotal) minus this."
         }
+        "storage" => {
+            "Models named by a storageUri (docs/storage.md): the cache, pvc:// volumes\n\
+             and storage access. Secrets and ServiceAccounts in the folder come first,\n\
+             then these, then the environment (AWS_*, HF_TOKEN)."
+        }
+        "cache-dir" => "Where downloaded models are kept (null: <state-dir>/models).",
+        "cache-size" => {
+            "The most the model cache may hold (a Kubernetes quantity: 200Gi; 0: no\n\
+             bound). Least recently used models no service names go first."
+        }
+        "parallel-downloads" => {
+            "Files (or 16 MiB ranges of a large object) of one model fetched at once."
+        }
+        "max-unpacked-size" => {
+            "The most one archive may unpack to (a guard against archive bombs)."
+        }
+        "volumes" => {
+            "pvc://<claim>/<path>: each claim's host folder, e.g. {models: /srv/models}.\n\
+             Mounted read-only at /mnt/models (the path) and /mnt/pvc (the claim)."
+        }
+        "s3" => {
+            "S3 access when no Secret gives one: endpoint (host:port or URL), region,\n\
+             access-key-id, secret-access-key, use-https, verify-ssl, anonymous,\n\
+             virtual-bucket (as KServe's serving.kserve.io/s3-* annotations)."
+        }
+        "hf-endpoint" => "The Hugging Face hub for hf:// (HF_ENDPOINT overrides it).",
         "autoscaling" => {
             "Autoscaler defaults for every service (Knative `config-autoscaler`\n\
                           keys; GPU-tuned values). Services override them with\n\

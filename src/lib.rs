@@ -28,5 +28,6 @@ pub mod router;
 pub mod runtime;
 pub mod scheduler;
 pub mod spec;
+pub mod storage;
 pub mod store;
 pub mod watch;

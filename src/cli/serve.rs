@@ -17,10 +17,12 @@ use crate::api::{router, ApiState};
 use crate::config::{Config, Overrides};
 use crate::gpu::{GpuProbe, Inventory, Labels, NvmlProbe, StaticProbe};
 use crate::reconcile::executor::{RuntimeStatus, Settings};
+use crate::reconcile::model::ModelAccess;
 use crate::router::Router;
 use crate::runtime::docker::Docker;
 use crate::scheduler::{self, Host};
 use crate::spec::catalog::LoadOptions;
+use crate::storage::models::Models;
 use crate::store::Store;
 use crate::watch::{FolderState, WatchSettings};
 
@@ -287,6 +289,16 @@ pub async fn serve(config: Config, gpu_source: GpuSource, containers: bool) -> a
             scale,
             drain: Some(data_plane.clone()),
             data_plane_port: config.listen.port(),
+            models: Some(ModelAccess {
+                models: Models::open(config.model_settings()).with_context(|| {
+                    format!(
+                        "cannot open the model cache at {}",
+                        config.model_settings().cache_dir.display()
+                    )
+                })?,
+                config: config.storage.clone(),
+                env: std::env::vars().collect(),
+            }),
         };
         tokio::spawn(crate::reconcile::executor::run(
             docker.clone(),

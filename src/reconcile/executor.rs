@@ -9,18 +9,20 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
+use super::model::{ModelAccess, ModelFor};
 use super::plan::{
     component_status, conditions, new_revisions, plan, Action, ComponentId, ComponentStatus,
     Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, Pending,
     BACKOFF_RESET_AFTER,
 };
 use crate::gpu::{class_for, Inventory};
-use crate::runtime::convert::{container_spec, ConvertContext, SecurityPolicy};
+use crate::runtime::convert::{container_spec, ConvertContext, ModelMounts, SecurityPolicy};
 use crate::runtime::{
     labels, ContainerEvents, ContainerInfo, ContainerRuntime, ContainerState, RuntimeSignal,
 };
 use crate::scheduler::{self, Allocation, Host};
 use crate::spec::catalog::Catalog;
+use crate::storage::models::ModelView;
 use crate::store::{RevisionRecord, Store};
 use crate::watch::FolderState;
 
@@ -45,6 +47,8 @@ pub struct Settings {
     pub drain: Option<Arc<dyn Drain>>,
     /// The data plane's port (what a transformer's `--predictor_host` points at).
     pub data_plane_port: u16,
+    /// Models named by a storage URI (none: only local paths are mounted).
+    pub models: Option<ModelAccess>,
 }
 
 impl std::fmt::Debug for dyn Drain {
@@ -111,6 +115,9 @@ pub struct ServiceStatus {
     pub components: Vec<ComponentStatus>,
     pub replicas: Vec<ReplicaView>,
     pub events: Vec<Event>,
+    /// The models its components name (storage URIs fetched into the cache).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelView>,
 }
 
 /// What the reconciler publishes after every pass.
@@ -213,6 +220,8 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
     let client = reqwest::Client::new();
     // The autoscaler's decisions wake the loop; if it is gone, its last ones stand.
     let mut scale = Some(settings.scale.clone());
+    // A model that becomes ready (or fails) wakes the loop.
+    let mut models = settings.models.as_ref().map(|m| m.models.changes());
     let mut passes = 0u64;
     let mut wake_at: Option<Duration> = None;
     let mut first_pass = true;
@@ -249,6 +258,12 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
                 }
             } => if r.is_err() { scale = None },
             _ = shared.wake.notified() => {}
+            r = async {
+                match models.as_mut() {
+                    Some(m) => m.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => if r.is_err() { models = None },
             signal = async {
                 match signals.as_mut() {
                     Some(s) => s.recv().await,
@@ -341,12 +356,53 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
         );
         observed.ever_ready = ever_ready.clone();
     }
+    // Models: fetched as soon as a component names one (before any replica asks), and kept
+    // from eviction while a desired component uses them.
+    if let Some(access) = &settings.models {
+        access.keep(
+            desired
+                .iter()
+                .map(|d| (&d.component.template, Path::new(d.source_dir.as_str()))),
+        );
+        for d in &desired {
+            let Some(latest) = revisions
+                .iter()
+                .filter(|r| ComponentId::of(r) == d.id)
+                .max_by_key(|r| r.number)
+            else {
+                continue;
+            };
+            if let ModelFor::Wait(wait) = access.model_for(
+                &catalog.objects,
+                &d.id.namespace,
+                &latest.component_spec.template,
+                Path::new(&latest.source_dir),
+            ) {
+                observed.models.insert(latest.name.clone(), wait);
+            }
+        }
+    }
     let now = shared.now();
     let decided = plan(&revisions, &desired, &observed, now);
     let mut allocations = allocations_of(&containers);
     allocations.extend(reserved);
     let inventory = settings.gpus.borrow().clone();
     for action in decided.actions {
+        // A replica whose model is not here yet is not placed: it would hold a GPU while
+        // it waits.
+        let model = match &action {
+            Action::Create { revision, .. } => {
+                match model_of(settings, catalog, &revisions, revision) {
+                    ModelFor::Wait(wait) => {
+                        observed.models.insert(revision.clone(), wait);
+                        continue;
+                    }
+                    ModelFor::Mount(m) => Some(m),
+                    ModelFor::Nothing => None,
+                }
+            }
+            _ => None,
+        };
         let placed = match &action {
             Action::Create { revision, replica } => {
                 match place(
@@ -370,6 +426,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
         execute(
             action,
             placed,
+            model,
             runtime,
             settings,
             catalog,
@@ -394,6 +451,15 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             .or_default();
         s.components
             .push(component_status(&d.id, d, &revisions, &observed));
+        if let Some(view) = settings
+            .models
+            .as_ref()
+            .and_then(|m| m.view_of(&d.component.template, Path::new(&d.source_dir)))
+        {
+            if !s.models.contains(&view) {
+                s.models.push(view);
+            }
+        }
     }
     let supervision = shared.supervision.lock().unwrap();
     for c in &containers {
@@ -447,7 +513,15 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
         *old = status;
         changed
     });
-    decided.wake_at
+    // A download's progress is shown as it goes.
+    match settings.models.as_ref().filter(|m| m.models.loading()) {
+        Some(_) => Some(
+            decided
+                .wake_at
+                .map_or(now + PROGRESS_EVERY, |t| t.min(now + PROGRESS_EVERY)),
+        ),
+        None => decided.wake_at,
+    }
 }
 
 /// The components the folder wants, with the folder of their YAML file.
@@ -742,6 +816,7 @@ async fn prober<R: ContainerRuntime + ContainerEvents>(
 fn execute<R: ContainerRuntime + ContainerEvents>(
     action: Action,
     placed: Option<Allocation>,
+    model: Option<ModelMounts>,
     runtime: &Arc<R>,
     settings: &Settings,
     catalog: &Arc<Catalog>,
@@ -774,6 +849,7 @@ fn execute<R: ContainerRuntime + ContainerEvents>(
                     &record,
                     replica,
                     &allocation,
+                    model.as_ref(),
                     &shared,
                 )
                 .await;
@@ -873,6 +949,7 @@ async fn create<R: ContainerRuntime>(
     record: &RevisionRecord,
     replica: u32,
     allocation: &Allocation,
+    model: Option<&ModelMounts>,
     shared: &Shared,
 ) -> Result<(), String> {
     let ctx = ConvertContext {
@@ -886,6 +963,7 @@ async fn create<R: ContainerRuntime>(
         shm_size_bytes: settings.shm_size_bytes,
         gpu_uuids: &allocation.gpu_uuids,
         data_plane_port: settings.data_plane_port,
+        model,
     };
     let mut spec = container_spec(&record.component_spec, &ctx).map_err(|errors| {
         errors
@@ -999,6 +1077,30 @@ fn allocations_of(containers: &[ContainerInfo]) -> Vec<Allocation> {
             }
         })
         .collect()
+}
+
+/// How often status is refreshed while a model downloads.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The model of a revision about to get a replica.
+fn model_of(
+    settings: &Settings,
+    catalog: &Catalog,
+    revisions: &[RevisionRecord],
+    revision: &str,
+) -> ModelFor {
+    let (Some(access), Some(record)) = (
+        &settings.models,
+        revisions.iter().find(|r| r.name == revision),
+    ) else {
+        return ModelFor::Nothing;
+    };
+    access.model_for(
+        &catalog.objects,
+        &record.namespace,
+        &record.component_spec.template,
+        Path::new(&record.source_dir),
+    )
 }
 
 /// Places one replica; `None` (and a pending reason) when it does not fit now.

@@ -6,6 +6,7 @@
 //! revision's replica count.
 
 pub mod executor;
+pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod scaling;

@@ -136,6 +136,17 @@ pub struct Observed {
     /// The autoscaler's replica count per revision; a revision it has not decided on yet
     /// runs [`fixed_replicas`].
     pub scale: BTreeMap<String, u32>,
+    /// Revisions whose replicas wait for their model.
+    pub models: BTreeMap<String, ModelWait>,
+}
+
+/// Why a revision's replicas are not created yet: their model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelWait {
+    /// Being downloaded: the progress, in words.
+    Loading(String),
+    /// Cannot be fetched (tried again after a backoff): why.
+    Failed(String),
 }
 
 /// A replica the scheduler cannot place now.
@@ -461,6 +472,24 @@ fn not_ready_reason(
     let serving = latest_ready
         .map(|r| format!("; revision {r} keeps serving"))
         .unwrap_or_default();
+    match observed.models.get(latest) {
+        Some(ModelWait::Loading(progress)) => {
+            return (
+                Some("ModelLoading".into()),
+                Some(format!(
+                    "revision {latest} waits for its model: {progress}{serving}"
+                )),
+            )
+        }
+        // KServe's reason when the storage initializer fails.
+        Some(ModelWait::Failed(reason)) => {
+            return (
+                Some("ModelLoadFailed".into()),
+                Some(format!("revision {latest}: {reason}{serving}")),
+            )
+        }
+        None => {}
+    }
     if let Some(reason) = observed
         .pending
         .iter()

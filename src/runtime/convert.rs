@@ -28,6 +28,10 @@ use crate::spec::types::{
 };
 use crate::spec::validate::ComponentKind;
 use crate::spec::yaml::FieldPath;
+use crate::storage::uri::{self, clean, ModelSource};
+
+/// Where KFServing mounted a `pvc://` claim (`/mnt/models` then held links into it).
+pub const PVC_MOUNT_PATH: &str = "/mnt/pvc";
 
 /// Where KServe mounts the model in the model-server container.
 pub const MODEL_MOUNT_PATH: &str = "/mnt/models";
@@ -88,6 +92,19 @@ pub struct ConvertContext<'a> {
     pub gpu_uuids: &'a [String],
     /// The data plane's port: a transformer's `--predictor_host` gets it when it is not 80.
     pub data_plane_port: u16,
+    /// Where the model is on this machine, when it is not a local path (which is mounted as
+    /// it is): a download in the model cache, a `pvc://` volume's host folder.
+    pub model: Option<&'a ModelMounts>,
+}
+
+/// A model's host folders, as the executor resolved its storage URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelMounts {
+    /// Mounted read-only at `/mnt/models`.
+    pub model: PathBuf,
+    /// A `pvc://` volume's root, also mounted read-only at `/mnt/pvc` (the KFServing-era
+    /// layout some images read).
+    pub pvc_root: Option<PathBuf>,
 }
 
 /// Why a component cannot become a container: the field (a path into the InferenceService,
@@ -120,8 +137,8 @@ pub fn container_spec(
         conv.error(&at, "Required value");
     }
     let port = conv.port();
-    let model = conv.model_mount();
-    let env = conv.environment(&name, port, model.is_some());
+    let model = conv.model_mounts();
+    let env = conv.environment(&name, port, !model.is_empty());
     let entrypoint = container
         .command
         .iter()
@@ -687,23 +704,49 @@ impl Converter<'_, '_> {
 
     // --- the model ---------------------------------------------------------------------
 
-    fn model_mount(&mut self) -> Option<Mount> {
-        let uri = self
+    /// The model at `/mnt/models` (read-only): a local path as it is, anything else as the
+    /// executor resolved it (a cached download, a `pvc://` volume, also at `/mnt/pvc`).
+    fn model_mounts(&mut self) -> Vec<Mount> {
+        let Some(uri) = self
             .component
             .template
             .storage_uri
             .as_deref()
-            .filter(|u| !u.is_empty())?;
-        match local_model_path(uri, self.ctx.source_dir) {
-            Ok(source) => Some(Mount {
-                source,
-                target: MODEL_MOUNT_PATH.to_string(),
-                read_only: true,
-            }),
+            .filter(|u| !u.is_empty())
+        else {
+            return Vec::new();
+        };
+        let read_only = |source: &Path, target: &str| Mount {
+            source: source.to_string_lossy().into_owned(),
+            target: target.to_string(),
+            read_only: true,
+        };
+        if let Some(model) = self.ctx.model {
+            let mut out = vec![read_only(&model.model, MODEL_MOUNT_PATH)];
+            if let Some(root) = &model.pvc_root {
+                out.push(read_only(root, PVC_MOUNT_PATH));
+            }
+            return out;
+        }
+        match uri::parse(uri, self.ctx.source_dir) {
+            Ok(ModelSource::Local(path)) => vec![read_only(&path, MODEL_MOUNT_PATH)],
+            Ok(remote) => {
+                let at = self.paths.storage.clone();
+                self.error(
+                    &at,
+                    format!(
+                        "the {}:// scheme is not supported yet: remote models come with model \
+                         storage; give a local path instead (file:///abs/path, /abs/path, or a \
+                         path relative to the YAML file's folder)",
+                        remote.scheme()
+                    ),
+                );
+                Vec::new()
+            }
             Err(message) => {
                 let at = self.paths.storage.clone();
                 self.error(&at, message);
-                None
+                Vec::new()
             }
         }
     }
@@ -769,7 +812,7 @@ impl Converter<'_, '_> {
 
     /// The model mount, the container's volume mounts as bind mounts, and the size of
     /// `/dev/shm`.
-    fn mounts(&mut self, model: Option<Mount>) -> (Vec<Mount>, i64) {
+    fn mounts(&mut self, model: Vec<Mount>) -> (Vec<Mount>, i64) {
         let template = &self.component.template;
         let volumes_at = self.paths.component.key("volumes");
         let mut volumes: BTreeMap<&str, (usize, &Value)> = BTreeMap::new();
@@ -787,7 +830,7 @@ impl Converter<'_, '_> {
         }
 
         let mut shm = self.ctx.shm_size_bytes;
-        let mut mounts: Vec<Mount> = model.into_iter().collect();
+        let mut mounts: Vec<Mount> = model;
         let mounts_at = self.paths.container.key("volumeMounts");
         for (k, vm) in template.container.volume_mounts.iter().enumerate() {
             let at = mounts_at.index(k);
@@ -1115,78 +1158,6 @@ fn volume_type(volume: &Value) -> &str {
         .unwrap_or("unknown")
 }
 
-/// The host path a local model URI names: `file://PATH`, an absolute path, or a path
-/// relative to `source_dir` (KServe's `file://` handling strips the prefix and takes the
-/// rest as a path, so `file://models/x` is relative too). Remote schemes are refused.
-fn local_model_path(uri: &str, source_dir: &Path) -> Result<String, String> {
-    let path = match uri.strip_prefix("file://") {
-        Some("") => {
-            return Err("Invalid value: \"file://\": expected a path after file://".to_string())
-        }
-        Some(path) => path,
-        None => {
-            if let Some(scheme) = uri_scheme(uri) {
-                // The URI itself is not shown: a URL may hold credentials.
-                return Err(format!(
-                    "the {scheme}:// scheme is not supported yet: remote models come with model \
-                     storage; give a local path instead (file:///abs/path, /abs/path, or a path \
-                     relative to the YAML file's folder)"
-                ));
-            }
-            uri
-        }
-    };
-    let path = Path::new(path);
-    let full = if path.is_absolute() {
-        path.to_path_buf()
-    } else if source_dir.is_absolute() {
-        source_dir.join(path)
-    } else {
-        return Err(format!(
-            "Invalid value: \"{uri}\": a relative model path needs the YAML file's folder as an \
-             absolute path, found \"{}\"",
-            source_dir.display()
-        ));
-    };
-    Ok(clean(&full))
-}
-
-/// `s3` for `s3://bucket/x`: an RFC 3986 scheme followed by `://`.
-fn uri_scheme(uri: &str) -> Option<&str> {
-    let (scheme, _) = uri.split_once("://")?;
-    let mut chars = scheme.chars();
-    let first = chars.next()?;
-    (first.is_ascii_alphabetic()
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-    .then_some(scheme)
-}
-
-/// A path cleaned lexically, as Go's `filepath.Clean`: no `.`, no `..` after a name, no
-/// doubled or trailing slash. Symbolic links are not followed (no file system here).
-fn clean(path: &Path) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let absolute = path.is_absolute();
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => {
-                if parts.last().is_some_and(|p| p != "..") {
-                    parts.pop();
-                } else if !absolute {
-                    parts.push("..".into());
-                }
-            }
-            Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
-        }
-    }
-    let joined = parts.join("/");
-    match (absolute, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
-        (false, false) => joined,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -1332,6 +1303,7 @@ spec:
             shm_size_bytes: 1 << 30,
             gpu_uuids,
             data_plane_port: 8080,
+            model: None,
         };
         container_spec(component, &ctx).map_err(|e| e.iter().map(ToString::to_string).collect())
     }
@@ -1706,6 +1678,7 @@ spec:
                 shm_size_bytes: 1 << 30,
                 gpu_uuids: NO_GPUS,
                 data_plane_port: 8080,
+                model: None,
             };
             let got = container_spec(&c, &ctx)
                 .map(|spec| {
@@ -1762,13 +1735,16 @@ spec:
             ("http://example.com/model.joblib", "http"),
             ("pvc://models-pvc/iris", "pvc"),
             ("hf://meta-llama/Llama-3.1-8B", "hf"),
-            ("oci://registry/model:1", "oci"),
-            ("hdfs://namenode/models", "hdfs"),
         ] {
             let message = remote(scheme);
             check(uri, dir, Err(&message));
             assert!(!message.contains("token"));
         }
+        check(
+            "hdfs://namenode/models",
+            dir,
+            Err("spec.predictor.containers[0].env[0].value: the hdfs:// scheme is not supported by gantry; copy the model to S3, GCS, an HTTP server or a local folder and point storageUri there"),
+        );
     }
 
     #[test]
@@ -2205,6 +2181,7 @@ spec:
             shm_size_bytes: 1 << 30,
             gpu_uuids: NO_GPUS,
             data_plane_port: 8080,
+            model: None,
         };
         let spec = container_spec(&c, &ctx).unwrap();
         assert_eq!(spec.name, "gantry-team-a-demo-predictor-00003-2");
@@ -2250,21 +2227,6 @@ spec:
         );
     }
 
-    #[test]
-    fn path_cleaning() {
-        for (input, expected) in [
-            ("/", "/"),
-            ("/a/b/", "/a/b"),
-            ("/a/./b", "/a/b"),
-            ("/a/../b", "/b"),
-            ("/../a", "/a"),
-            ("a/../../b", "../b"),
-            ("", "."),
-        ] {
-            assert_eq!(clean(Path::new(input)), expected, "{input}");
-        }
-    }
-
     /// The example service, end to end: what `docker create` will be asked for.
     #[test]
     fn iris_example_snapshot() {
@@ -2281,6 +2243,7 @@ spec:
             shm_size_bytes: 1 << 30,
             gpu_uuids: NO_GPUS,
             data_plane_port: 8080,
+            model: None,
         };
         let mut spec = container_spec(&component, &ctx).unwrap();
         // The revision key follows normalisation's serialisation; it is checked here, and

@@ -100,6 +100,10 @@ pub struct RevisionTemplate {
     pub placement: Placement,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// The `serving.kserve.io/storageSecretName` annotation: the Secret that gives access to
+    /// the model's storage, instead of the service account's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_secret_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -595,6 +599,12 @@ fn component(
         return None;
     }
 
+    let storage_secret_name = isvc
+        .metadata
+        .annotations
+        .get(STORAGE_SECRET_ANNOTATION)
+        .filter(|_| parts.storage_uri.is_some())
+        .cloned();
     let template = RevisionTemplate {
         container: EffectiveContainer {
             name: main
@@ -622,6 +632,7 @@ fn component(
         storage_uri: parts.storage_uri,
         placement,
         service_account_name: common.service_account_name.clone(),
+        storage_secret_name,
         termination_grace_period_seconds: common.termination_grace_period_seconds,
         host_network: common.host_network,
         host_ipc: common.host_ipc,
@@ -658,6 +669,9 @@ fn component(
         scaling,
     })
 }
+
+/// The annotation that names the Secret for a model's storage (KServe's).
+pub const STORAGE_SECRET_ANNOTATION: &str = "serving.kserve.io/storageSecretName";
 
 /// A stable digest of what the containers run.
 pub fn revision_key(template: &RevisionTemplate) -> String {

@@ -538,7 +538,6 @@ macro_rules! with_component_fields {
                             ("ephemeralContainers", self.ephemeral_containers.is_some(), ONE_MACHINE),
                             ("securityContext", self.security_context.is_some(), "the pod-level security context is not applied yet: set it on the container"),
                             ("imagePullSecrets", self.image_pull_secrets.is_some(), "images are pulled with the Docker engine's own credentials"),
-                            ("serviceAccountName", self.service_account_name.is_some() || self.service_account.is_some(), "service accounts give storage credentials, which gantry does not read yet"),
                             ("scaleMetricType", self.scale_metric_type.is_some(), "only used by HPA and KEDA; gantry scales with Knative's KPA"),
                             ("autoScaling", self.auto_scaling.is_some(), "only used by HPA and KEDA; gantry scales with Knative's KPA"),
                             ("logger", self.logger.is_some(), "gantry does not inject KServe's request logger yet"),
