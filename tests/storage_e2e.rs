@@ -8,7 +8,6 @@
 //! (`CI=true`) a missing one fails the test; elsewhere the test says why it did not run.
 
 #[path = "support/docker.rs"]
-#[allow(dead_code)]
 mod docker_support;
 #[path = "support/s3.rs"]
 #[allow(dead_code)]
