@@ -10,7 +10,6 @@
 #[path = "support/docker.rs"]
 mod docker_support;
 #[path = "support/s3.rs"]
-#[allow(dead_code)]
 mod s3;
 mod support;
 
