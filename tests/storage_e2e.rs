@@ -163,6 +163,16 @@ secrets:
         );
     }
 
+    let describe = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["describe", "isvc", &name, "--api", &d.api])
+        .output()
+        .unwrap();
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    assert!(
+        describe.contains("Models:\n  s3://models/iris/v1  Loaded  293.0 KiB downloaded\n"),
+        "{describe}"
+    );
+
     // A new revision of the same model: nothing downloaded again.
     std::fs::write(&file, service(&name, "s3://models/iris/v1", extra, ", -v")).unwrap();
     let v = wait_for(&d, &name, "revision 00002 ready", 90, |v| {

@@ -425,6 +425,19 @@ pub fn describe(v: &ServiceView) -> String {
                 }
             }
         }
+        if !st.models.is_empty() {
+            let _ = writeln!(out, "Models:");
+            for m in &st.models {
+                let detail = match (&m.progress, &m.message) {
+                    (Some(p), _) => p.to_string(),
+                    (None, Some(message)) => message.clone(),
+                    (None, None) => {
+                        format!("{} downloaded", crate::storage::models::bytes(m.downloaded))
+                    }
+                };
+                let _ = writeln!(out, "  {}  {}  {detail}", m.source, m.state);
+            }
+        }
         if !st.events.is_empty() {
             let _ = writeln!(out, "Events:");
             for e in &st.events {
