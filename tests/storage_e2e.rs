@@ -133,7 +133,14 @@ secrets:
         ),
     )
     .unwrap();
-    let d = Daemon::start(&dir, &tmp.path().join("state"));
+    // Initial scale 0 is allowed, for the service that is only fetched ahead.
+    let config = tmp.path().join("gantry.yaml");
+    std::fs::write(&config, "autoscaling:\n  allow-zero-initial-scale: true\n").unwrap();
+    let d = Daemon::start_with(
+        &dir,
+        &tmp.path().join("state"),
+        &["--config", config.to_str().unwrap()],
+    );
     let file = dir.join(format!("{name}.yaml"));
     let extra = "    minReplicas: 2\n    serviceAccountName: models-reader\n";
     std::fs::write(&file, service(&name, "s3://models/iris/v1", extra, "")).unwrap();
@@ -173,6 +180,44 @@ secrets:
         "{describe}"
     );
 
+    // The secret is nowhere in the daemon's log either.
+    let api_port = d.api.rsplit(':').next().unwrap();
+    let log = std::fs::read_to_string(tmp.path().join(format!("state.{api_port}.log"))).unwrap();
+    assert!(log.contains("model downloaded"), "{log}");
+    assert!(!log.contains("test-secret-value"));
+
+    // A service scaled to zero has its model fetched when its YAML appears: the first
+    // request does not wait for the download.
+    runtime.block_on(moto.put("models", "iris/v2/model.bin", "second model"));
+    let idle = format!("{name}-idle");
+    let idle_file = dir.join(format!("{idle}.yaml"));
+    let zero = "    minReplicas: 0\n    serviceAccountName: models-reader\n";
+    let text = service(&idle, "s3://models/iris/v2", zero, "").replace(
+        &format!("metadata: {{name: {idle}}}"),
+        &format!(
+            "metadata:\n  name: {idle}\n  annotations: {{autoscaling.knative.dev/initial-scale: '0'}}"
+        ),
+    );
+    std::fs::write(&idle_file, text).unwrap();
+    let v = wait_for(&d, &idle, "model fetched ahead", 60, |v| {
+        models(v).first().is_some_and(|m| m["state"] == "Loaded")
+    });
+    let containers = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gantry.dev/inferenceservice={idle}"),
+    ]);
+    assert!(
+        containers.is_empty()
+            && v["status"]["replicas"]
+                .as_array()
+                .is_none_or(|r| r.is_empty()),
+        "no replica is needed to fetch a model: {containers}"
+    );
+    assert_eq!(get(&d, &idle, "/model.bin"), (200, "second model".into()));
+    std::fs::remove_file(&idle_file).unwrap();
+
     // A new revision of the same model: nothing downloaded again.
     std::fs::write(&file, service(&name, "s3://models/iris/v1", extra, ", -v")).unwrap();
     let v = wait_for(&d, &name, "revision 00002 ready", 90, |v| {
@@ -201,7 +246,7 @@ secrets:
     assert_eq!(get(&d, &name, "/model.bin").1, weights);
 
     std::fs::remove_file(&file).unwrap();
-    wait_until_removed(&[&name]);
+    wait_until_removed(&[&name, &idle]);
 }
 
 #[test]
