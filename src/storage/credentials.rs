@@ -76,6 +76,9 @@ pub struct Access {
     /// `GOOGLE_APPLICATION_CREDENTIALS` from the environment, as given (not read here); only
     /// when no Secret gives a key.
     pub gcs_credentials_path: Option<PathBuf>,
+    /// A GCS emulator (`STORAGE_EMULATOR_HOST`, as Google's clients read it): requests go
+    /// there, unsigned.
+    pub gcs_endpoint: Option<String>,
     /// Request headers per host (lower case, as written in `https-host`).
     pub http_headers: BTreeMap<String, Vec<(String, String)>>,
     pub hf_token: Option<String>,
@@ -151,6 +154,7 @@ impl std::fmt::Debug for Access {
                 &set(&self.gcs_service_account_json),
             )
             .field("gcs_credentials_path", &self.gcs_credentials_path)
+            .field("gcs_endpoint", &self.gcs_endpoint.as_deref().map(redact))
             .field("http_headers", &headers)
             .field("hf_token", &set(&self.hf_token))
             .field("hf_endpoint", &redact(&self.hf_endpoint))
@@ -250,6 +254,13 @@ pub fn resolve(sources: &Sources<'_>) -> Result<Access, String> {
         s3,
         gcs_service_account_json: found.gcs_json,
         gcs_credentials_path,
+        gcs_endpoint: env("STORAGE_EMULATOR_HOST").map(|h| {
+            if h.contains("://") {
+                h.to_string()
+            } else {
+                format!("http://{h}")
+            }
+        }),
         http_headers: found.http_headers,
         hf_token: found.hf_token.or_else(|| owned(env("HF_TOKEN"))),
         hf_endpoint,
@@ -534,6 +545,7 @@ mod tests {
             s3: S3Access::default(),
             gcs_service_account_json: None,
             gcs_credentials_path: None,
+            gcs_endpoint: None,
             http_headers: BTreeMap::new(),
             hf_token: None,
             hf_endpoint: DEFAULT_HF_ENDPOINT.into(),

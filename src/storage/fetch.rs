@@ -140,10 +140,19 @@ impl Remote {
                     .with_bucket_name(bucket)
                     .with_retry(retry)
                     .with_client_options(ClientOptions::new().with_timeout_disabled());
+                if let Some(endpoint) = &access.gcs_endpoint {
+                    b = b.with_base_url(endpoint).with_client_options(
+                        ClientOptions::new()
+                            .with_timeout_disabled()
+                            .with_allow_http(endpoint.starts_with("http://")),
+                    );
+                }
                 match (
                     &access.gcs_service_account_json,
                     &access.gcs_credentials_path,
                 ) {
+                    // An emulator takes unsigned requests.
+                    _ if access.gcs_endpoint.is_some() => b = b.with_skip_signature(true),
                     (Some(json), _) => b = b.with_service_account_key(json),
                     (None, Some(path)) => {
                         b = b.with_service_account_path(path.display().to_string())
