@@ -244,6 +244,14 @@ secrets:
         "{message}"
     );
     assert_eq!(get(&d, &name, "/model.bin").1, weights);
+    // Its replicas were never started.
+    let failed = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=gantry.dev/revision={name}-predictor-00003"),
+    ]);
+    assert!(failed.is_empty(), "{failed}");
 
     std::fs::remove_file(&file).unwrap();
     wait_until_removed(&[&name, &idle]);
