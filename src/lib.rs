@@ -12,7 +12,10 @@
 //! - [`runtime`]: the container runtime trait, its Docker implementation, and the pure
 //!   conversion from a component to a container.
 //! - [`router`]: the data plane: routes, per-revision queueing, statistics, forwarding.
-//! - [`reconcile`]: revisions, the pure rollout plan, probes, and the loop that carries it out.
+//! - [`reconcile`]: revisions, the pure rollout plan, probes, the models replicas wait for,
+//!   and the loop that carries it out.
+//! - [`storage`]: models: storage URIs, access from Secrets, the config and the environment,
+//!   downloads into one shared cache, archives unpacked with guards.
 //! - [`store`]: the embedded store (revision history).
 //! - [`gpu`], [`scheduler`]: the GPU inventory and placement (in progress).
 //! - [`autoscaler`]: Knative's KPA as pure state machines, and `gantry simulate`.
