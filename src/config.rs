@@ -333,6 +333,16 @@ impl Config {
                     .at_field("storage.parallel-downloads"),
             );
         }
+        let s3 = &self.storage.s3;
+        if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+            problems.push(
+                Diagnostic::error(
+                    "storage.s3: access-key-id and secret-access-key go together; one is set \
+                     without the other",
+                )
+                .at_field("storage.s3"),
+            );
+        }
         for (claim, dir) in &self.storage.volumes {
             if !dir.is_absolute() {
                 let field = format!("storage.volumes.{claim}");
@@ -445,7 +455,6 @@ impl Config {
         non_negative_quantity("", &self.reserved_cpu).map_or(0, |q| q.milli_value())
     }
 
-    /// `reserved-memory` in bytes (same fallback as [`Config::reserved_cpu_millis`]).
     /// What the model cache is and may hold.
     pub fn model_settings(&self) -> crate::storage::ModelSettings {
         crate::storage::ModelSettings {
@@ -462,6 +471,7 @@ impl Config {
         }
     }
 
+    /// `reserved-memory` in bytes (same fallback as [`Config::reserved_cpu_millis`]).
     pub fn reserved_memory_bytes(&self) -> i64 {
         non_negative_quantity("", &self.reserved_memory).map_or(0, |q| q.value())
     }
@@ -1309,6 +1319,26 @@ mod tests {
     fn every_problem_is_reported() {
         let all = errors("debounce: x\nresync-interval: 0s\nmax-file-bytes: 0\n");
         assert_eq!(all.len(), 3, "{all:?}");
+    }
+
+    #[test]
+    fn storage_settings_are_checked() {
+        let all = errors(
+            "storage:\n  cache-size: lots\n  parallel-downloads: 0\n  max-unpacked-size: '0'\n  \
+             volumes: {models: relative/dir}\n  s3: {access-key-id: AKIA}\n",
+        );
+        let text = format!("{all:?}");
+        for expected in [
+            "storage.cache-size",
+            "storage.parallel-downloads must be positive",
+            "storage.max-unpacked-size",
+            "storage.volumes.models: expected an absolute host folder",
+            "access-key-id and secret-access-key go together",
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+        assert_eq!(all.len(), 5, "{all:?}");
+        assert!(!text.contains("AKIA"));
     }
 
     #[test]

@@ -735,9 +735,9 @@ impl Converter<'_, '_> {
                 self.error(
                     &at,
                     format!(
-                        "the {}:// scheme is not supported yet: remote models come with model \
-                         storage; give a local path instead (file:///abs/path, /abs/path, or a \
-                         path relative to the YAML file's folder)",
+                        "a {}:// model is fetched into the model cache, and none was given \
+                         to this conversion; a local path is mounted as it is (file:///abs/path, \
+                         /abs/path, or a path relative to the YAML file's folder)",
                         remote.scheme()
                     ),
                 );
@@ -1725,7 +1725,7 @@ spec:
         );
         let remote = |scheme: &str| {
             format!(
-                "spec.predictor.containers[0].env[0].value: the {scheme}:// scheme is not supported yet: remote models come with model storage; give a local path instead (file:///abs/path, /abs/path, or a path relative to the YAML file's folder)"
+                "spec.predictor.containers[0].env[0].value: a {scheme}:// model is fetched into the model cache, and none was given to this conversion; a local path is mounted as it is (file:///abs/path, /abs/path, or a path relative to the YAML file's folder)"
             )
         };
         for (uri, scheme) in [
@@ -1757,7 +1757,7 @@ spec:
         let errors = convert(&c, &objects).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].starts_with("spec.predictor.sklearn.storageUri: the s3:// scheme"),
+            errors[0].starts_with("spec.predictor.sklearn.storageUri: a s3:// model"),
             "{errors:?}"
         );
         let (c, objects) = load(&[(
