@@ -76,6 +76,9 @@ impl Listing {
     }
 }
 
+/// The version of an HTTP source with neither ETag nor Last-Modified.
+const UNVERSIONED: &str = "unversioned";
+
 /// Objects larger than this are fetched as ranges in parallel.
 const RANGED_ABOVE: u64 = 64 * 1024 * 1024;
 /// The size of one range.
@@ -199,18 +202,28 @@ impl Remote {
 
     /// The source's files and version, without downloading them.
     pub async fn list(&self) -> Result<Listing, FetchError> {
-        match &self.source {
+        self.list_since(None)
+            .await?
+            .ok_or_else(|| FetchError("nothing was listed".into()))
+    }
+
+    /// [`Remote::list`] for a source the cache holds at version `cached`: `None` when that
+    /// version is still current. An HTTP source is asked conditionally (`If-None-Match`,
+    /// `If-Modified-Since`), so that a restart does not make the server send the file again.
+    pub async fn list_since(&self, cached: Option<&str>) -> Result<Option<Listing>, FetchError> {
+        let listing = match &self.source {
             ModelSource::S3 { key, .. } | ModelSource::Gcs { key, .. } => {
                 self.list_objects(key).await
             }
-            ModelSource::Http(url) => self.list_http(url).await,
+            ModelSource::Http(url) => return self.list_http(url, cached).await,
             ModelSource::HuggingFace { repo, revision } => {
                 self.list_hf(repo, revision.as_deref()).await
             }
             ModelSource::Local(_) | ModelSource::Pvc { .. } => {
                 Err(FetchError("a local model is not downloaded".into()))
             }
-        }
+        };
+        listing.map(Some)
     }
 
     async fn list_objects(&self, key: &str) -> Result<Listing, FetchError> {
@@ -265,21 +278,32 @@ impl Remote {
         })
     }
 
-    async fn list_http(&self, url: &str) -> Result<Listing, FetchError> {
+    async fn list_http(
+        &self,
+        url: &str,
+        cached: Option<&str>,
+    ) -> Result<Option<Listing>, FetchError> {
         let shown = self.source.display();
-        let response = self
-            .http
-            .get(url)
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                FetchError(format!(
-                    "URI: {shown} could not be fetched: {}",
-                    without_url(&e)
-                ))
-            })?;
+        let mut request = self.http.get(url).headers(self.headers.clone());
+        match cached {
+            // See `version` below: the cached copy is the copy.
+            Some(UNVERSIONED) => return Ok(None),
+            Some(date) if date.ends_with(" GMT") => {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, date)
+            }
+            Some(etag) => request = request.header(reqwest::header::IF_NONE_MATCH, etag),
+            None => {}
+        }
+        let response = request.send().await.map_err(|e| {
+            FetchError(format!(
+                "URI: {shown} could not be fetched: {}",
+                without_url(&e)
+            ))
+        })?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED && cached.is_some() {
+            return Ok(None);
+        }
         if status != reqwest::StatusCode::OK {
             return Err(FetchError(format!(
                 "URI: {shown} returned a {} response code.",
@@ -306,9 +330,9 @@ impl Remote {
         // per daemon, and a restart fetches it again only if the cache has no copy.
         let version = header(reqwest::header::ETAG)
             .or_else(|| header(reqwest::header::LAST_MODIFIED))
-            .unwrap_or_else(|| "unversioned".into());
+            .unwrap_or_else(|| UNVERSIONED.into());
         let size = response.content_length();
-        Ok(Listing {
+        Ok(Some(Listing {
             version,
             files: vec![RemoteFile {
                 path: name,
@@ -318,7 +342,7 @@ impl Remote {
                 locator: Locator::Url(url.to_string(), Mutex::new(Some(response))),
             }],
             single: true,
-        })
+        }))
     }
 
     async fn list_hf(&self, repo: &str, revision: Option<&str>) -> Result<Listing, FetchError> {
@@ -668,7 +692,20 @@ fn object_error(shown: &str, e: object_store::Error) -> FetchError {
         | object_store::Error::Unauthenticated { .. } => FetchError(format!(
             "{shown}: access denied: check the storage credentials"
         )),
-        other => FetchError(format!("{shown}: {}", redact_query(&other.to_string()))),
+        other => {
+            // A failed listing comes as a `Generic` error whatever its status: read it.
+            let text = other.to_string();
+            let status = |code: &str| text.contains(&format!("non-2xx status code: {code} "));
+            if status("401") || status("403") {
+                FetchError(format!(
+                    "{shown}: access denied: check the storage credentials"
+                ))
+            } else if status("404") {
+                FetchError(format!("Failed to fetch model. No model found in {shown}."))
+            } else {
+                FetchError(format!("{shown}: {}", redact_query(&text)))
+            }
+        }
     }
 }
 

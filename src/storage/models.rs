@@ -178,7 +178,7 @@ impl Models {
 
     /// Where `source` stands; starts fetching it (once) when it is not in hand. Never waits.
     pub fn request(self: &Arc<Self>, source: &ModelSource, access: &Access) -> ModelState {
-        let key = cache::source_key(&format!("{source:?}"));
+        let key = source_key(source);
         let mut slots = self.slots.lock().unwrap();
         if let Some(slot) = slots.get(&key) {
             match &slot.phase {
@@ -221,7 +221,7 @@ impl Models {
         let slots = self.slots.lock().unwrap();
         let ids = sources
             .iter()
-            .filter_map(|s| slots.get(&cache::source_key(&format!("{s:?}"))))
+            .filter_map(|s| slots.get(&source_key(s)))
             .filter_map(|slot| match &slot.phase {
                 Phase::Ready { id, .. } => Some(id.clone()),
                 _ => None,
@@ -233,9 +233,7 @@ impl Models {
     /// One model as status shows it, once it has been asked for.
     pub fn view_of(&self, source: &ModelSource) -> Option<ModelView> {
         let slots = self.slots.lock().unwrap();
-        slots
-            .get(&cache::source_key(&format!("{source:?}")))
-            .map(slot_view)
+        slots.get(&source_key(source)).map(slot_view)
     }
 
     /// Whether some download is running (status then refreshes often, for its progress).
@@ -337,10 +335,20 @@ impl Models {
         progress: &Progress,
     ) -> Result<(EntryMeta, Option<String>), FetchError> {
         let remote = Remote::new(source, access, self.settings.parallel)?;
-        let listing = match remote.list().await {
-            Ok(l) => l,
+        let cached = self.cache.latest_for(key);
+        let listing = match remote
+            .list_since(cached.as_ref().map(|m| m.version.as_str()))
+            .await
+        {
+            Ok(Some(l)) => l,
+            // The cached version is current (the server said so without sending it again).
+            Ok(None) => {
+                let meta = cached.expect("a cached version was given");
+                self.cache.touch(&meta.id, unix_now());
+                return Ok((meta, None));
+            }
             Err(e) => {
-                return match self.cache.latest_for(key) {
+                return match cached {
                     Some(meta) => {
                         let note =
                             format!("serving the cached copy (version {}): {e}", meta.version);
@@ -437,6 +445,19 @@ impl Models {
             }
         }
     }
+}
+
+/// A source's key in the cache and among the slots: the source exactly as written. Its `Debug`
+/// leaves out a URL's user-info and query string (`?version=2`, a signature), which can name
+/// another file: two such URLs must not share a download.
+fn source_key(source: &ModelSource) -> String {
+    let exact = match source {
+        ModelSource::Http(url) => format!("Http({url:?})"),
+        ModelSource::S3 { bucket, key } => format!("S3 {{ bucket: {bucket:?}, key: {key:?} }}"),
+        ModelSource::Gcs { bucket, key } => format!("Gcs {{ bucket: {bucket:?}, key: {key:?} }}"),
+        other => format!("{other:?}"),
+    };
+    cache::source_key(&exact)
 }
 
 fn slot_view(slot: &Slot) -> ModelView {
