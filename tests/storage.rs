@@ -144,7 +144,7 @@ async fn settle(models: &Arc<Models>, source: &ModelSource, access: &Access) -> 
             Err(_) => panic!(
                 "{} neither ready nor failed within {SETTLE_WITHIN:?}: {:?}",
                 source.display(),
-                models.view_of(source)
+                models.view_of(source, access)
             ),
         }
     }
@@ -166,7 +166,9 @@ fn failed(state: ModelState) -> String {
 
 fn view(models: &Models, source: &ModelSource) -> ModelView {
     models
-        .view_of(source)
+        .views()
+        .into_iter()
+        .find(|v| v.source == source.display())
         .unwrap_or_else(|| panic!("no view of {}", source.display()))
 }
 
@@ -298,7 +300,7 @@ fn raw_tar_gz(entries: &[Vec<u8>]) -> Vec<u8> {
 fn shown(models: &Models, source: &ModelSource, state: &ModelState, access: &Access) -> String {
     format!(
         "{state:?} {:?} {:?} {access:?} {:?} {source:?}",
-        models.view_of(source),
+        models.view_of(source, access),
         models.views(),
         serde_json::to_string(&models.views()).unwrap()
     )

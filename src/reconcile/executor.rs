@@ -359,10 +359,27 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
     // Models: fetched as soon as a component names one (before any replica asks), and kept
     // from eviction while a desired component uses them.
     if let Some(access) = &settings.models {
+        let running = revisions
+            .iter()
+            .filter(|r| observed.replicas.iter().any(|o| o.revision == r.name));
         access.keep(
+            &catalog.objects,
             desired
                 .iter()
-                .map(|d| (&d.component.template, Path::new(d.source_dir.as_str()))),
+                .map(|d| {
+                    (
+                        d.id.namespace.as_str(),
+                        &d.component.template,
+                        Path::new(d.source_dir.as_str()),
+                    )
+                })
+                .chain(running.map(|r| {
+                    (
+                        r.namespace.as_str(),
+                        &r.component_spec.template,
+                        Path::new(r.source_dir.as_str()),
+                    )
+                })),
         );
         for d in &desired {
             let Some(latest) = revisions
@@ -451,11 +468,14 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             .or_default();
         s.components
             .push(component_status(&d.id, d, &revisions, &observed));
-        if let Some(view) = settings
-            .models
-            .as_ref()
-            .and_then(|m| m.view_of(&d.component.template, Path::new(&d.source_dir)))
-        {
+        if let Some(view) = settings.models.as_ref().and_then(|m| {
+            m.view_of(
+                &catalog.objects,
+                &d.id.namespace,
+                &d.component.template,
+                Path::new(&d.source_dir),
+            )
+        }) {
             if !s.models.contains(&view) {
                 s.models.push(view);
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::runtime::convert::ModelMounts;
 use crate::spec::catalog::{ObjectKey, OtherObject};
 use crate::spec::normalize::RevisionTemplate;
-use crate::storage::credentials::{self, Sources};
+use crate::storage::credentials::{self, Access, Sources};
 use crate::storage::models::{ModelState, ModelView, Models};
 use crate::storage::uri::{self, ModelSource};
 use crate::storage::StorageConfig;
@@ -62,16 +62,7 @@ impl ModelAccess {
             ModelSource::Local(_) => ModelFor::Nothing,
             ModelSource::Pvc { claim, path } => self.volume(claim, path),
             _ => {
-                let access = credentials::resolve(&Sources {
-                    objects,
-                    namespace,
-                    service_account: template.service_account_name.as_deref(),
-                    storage_secret: template.storage_secret_name.as_deref(),
-                    s3: &self.config.s3,
-                    hf_endpoint: &self.config.hf_endpoint,
-                    env: &self.env,
-                });
-                let access = match access {
+                let access = match self.access(objects, namespace, template) {
                     Ok(a) => a,
                     Err(e) => {
                         return ModelFor::Wait(ModelWait::Failed(format!(
@@ -93,6 +84,39 @@ impl ModelAccess {
                 }
             }
         }
+    }
+
+    fn access(
+        &self,
+        objects: &BTreeMap<ObjectKey, OtherObject>,
+        namespace: &str,
+        template: &RevisionTemplate,
+    ) -> Result<Access, String> {
+        credentials::resolve(&Sources {
+            objects,
+            namespace,
+            service_account: template.service_account_name.as_deref(),
+            storage_secret: template.storage_secret_name.as_deref(),
+            s3: &self.config.s3,
+            hf_endpoint: &self.config.hf_endpoint,
+            env: &self.env,
+        })
+    }
+
+    /// A template's remote model and the access to it, when it has one.
+    fn remote(
+        &self,
+        objects: &BTreeMap<ObjectKey, OtherObject>,
+        namespace: &str,
+        template: &RevisionTemplate,
+        source_dir: &Path,
+    ) -> Option<(ModelSource, Access)> {
+        let text = template.storage_uri.as_deref()?;
+        let source = uri::parse(text, source_dir)
+            .ok()
+            .filter(ModelSource::is_remote)?;
+        let access = self.access(objects, namespace, template).ok()?;
+        Some((source, access))
     }
 
     /// A `pvc://` claim: the host folder the config names for it.
@@ -121,22 +145,27 @@ impl ModelAccess {
     }
 
     /// The model of `template` as status shows it, once asked for.
-    pub fn view_of(&self, template: &RevisionTemplate, source_dir: &Path) -> Option<ModelView> {
-        let text = template.storage_uri.as_deref()?;
-        let source = uri::parse(text, source_dir)
-            .ok()
-            .filter(ModelSource::is_remote)?;
-        self.models.view_of(&source)
+    pub fn view_of(
+        &self,
+        objects: &BTreeMap<ObjectKey, OtherObject>,
+        namespace: &str,
+        template: &RevisionTemplate,
+        source_dir: &Path,
+    ) -> Option<ModelView> {
+        let (source, access) = self.remote(objects, namespace, template, source_dir)?;
+        self.models.view_of(&source, &access)
     }
 
-    /// Keeps the models of these templates from eviction.
-    pub fn keep<'a>(&self, templates: impl Iterator<Item = (&'a RevisionTemplate, &'a Path)>) {
-        let sources: Vec<ModelSource> = templates
-            .filter_map(|(t, dir)| {
-                let text = t.storage_uri.as_deref()?;
-                uri::parse(text, dir).ok().filter(ModelSource::is_remote)
-            })
+    /// Keeps the models of these (namespace, template, folder) from eviction: the desired
+    /// components' and those of revisions that still have replicas.
+    pub fn keep<'a>(
+        &self,
+        objects: &BTreeMap<ObjectKey, OtherObject>,
+        templates: impl Iterator<Item = (&'a str, &'a RevisionTemplate, &'a Path)>,
+    ) {
+        let sources: Vec<(ModelSource, Access)> = templates
+            .filter_map(|(namespace, t, dir)| self.remote(objects, namespace, t, dir))
             .collect();
-        self.models.keep(&sources.iter().collect::<Vec<_>>());
+        self.models.keep(&sources);
     }
 }

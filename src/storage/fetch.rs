@@ -79,6 +79,19 @@ impl Listing {
 /// The version of an HTTP source with neither ETag nor Last-Modified.
 const UNVERSIONED: &str = "unversioned";
 
+/// A download that receives nothing for this long has stalled: it fails (and is tried
+/// again after the backoff) rather than showing the same progress forever.
+const STALLED_AFTER: Duration = Duration::from_secs(60);
+/// One 16 MiB range must arrive within this (about 17 KiB/s at the least).
+const RANGE_DEADLINE: Duration = Duration::from_secs(960);
+
+fn stalled() -> FetchError {
+    FetchError(format!(
+        "the download stalled: nothing arrived for {} s",
+        STALLED_AFTER.as_secs()
+    ))
+}
+
 /// Objects larger than this are fetched as ranges in parallel.
 const RANGED_ABOVE: u64 = 64 * 1024 * 1024;
 /// The size of one range.
@@ -545,10 +558,11 @@ impl Remote {
                 let file = file.clone();
                 let shown = &shown;
                 async move {
-                    let bytes = store
-                        .get_range(location, start..end)
-                        .await
-                        .map_err(|e| object_error(shown, e))?;
+                    let bytes =
+                        tokio::time::timeout(RANGE_DEADLINE, store.get_range(location, start..end))
+                            .await
+                            .map_err(|_| stalled())?
+                            .map_err(|e| object_error(shown, e))?;
                     if bytes.len() as u64 != end - start {
                         return Err(FetchError(format!("{shown}: a range came back short")));
                     }
@@ -584,7 +598,11 @@ async fn write_stream(
         .map_err(|e| FetchError::io("cannot write to the cache", e))?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut written = 0u64;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(STALLED_AFTER, stream.next())
+            .await
+            .map_err(|_| stalled())?;
+        let Some(chunk) = next else { break };
         let chunk = chunk?;
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);

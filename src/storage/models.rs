@@ -178,11 +178,13 @@ impl Models {
 
     /// Where `source` stands; starts fetching it (once) when it is not in hand. Never waits.
     pub fn request(self: &Arc<Self>, source: &ModelSource, access: &Access) -> ModelState {
-        let key = source_key(source);
+        let key = source_key(source, access);
         let mut slots = self.slots.lock().unwrap();
         if let Some(slot) = slots.get(&key) {
             match &slot.phase {
-                Phase::Ready { dir, .. } => return ModelState::Ready(dir.clone()),
+                // (Unless its folder went: evicted once nothing named it, or removed by hand.)
+                Phase::Ready { dir, .. } if dir.is_dir() => return ModelState::Ready(dir.clone()),
+                Phase::Ready { .. } => {}
                 Phase::Fetching { progress, started } => {
                     return ModelState::Fetching(view(progress, *started));
                 }
@@ -216,12 +218,13 @@ impl Models {
         ModelState::Fetching(ProgressView::default())
     }
 
-    /// The models of the desired components, by source: their cache entries are kept.
-    pub fn keep(&self, sources: &[&ModelSource]) {
+    /// The models that desired components and running replicas name: their cache entries
+    /// are kept.
+    pub fn keep(&self, sources: &[(ModelSource, Access)]) {
         let slots = self.slots.lock().unwrap();
         let ids = sources
             .iter()
-            .filter_map(|s| slots.get(&source_key(s)))
+            .filter_map(|(s, a)| slots.get(&source_key(s, a)))
             .filter_map(|slot| match &slot.phase {
                 Phase::Ready { id, .. } => Some(id.clone()),
                 _ => None,
@@ -231,9 +234,9 @@ impl Models {
     }
 
     /// One model as status shows it, once it has been asked for.
-    pub fn view_of(&self, source: &ModelSource) -> Option<ModelView> {
+    pub fn view_of(&self, source: &ModelSource, access: &Access) -> Option<ModelView> {
         let slots = self.slots.lock().unwrap();
-        slots.get(&source_key(source)).map(slot_view)
+        slots.get(&source_key(source, access)).map(slot_view)
     }
 
     /// Whether some download is running (status then refreshes often, for its progress).
@@ -391,6 +394,8 @@ impl Models {
         let committed = self.cache.commit(&model, &meta);
         let _ = std::fs::remove_dir_all(&temp);
         committed.map_err(|e| FetchError(format!("cannot write to the cache: {e}")))?;
+        // An unpacked archive can be larger than its listed size.
+        self.make_room(0);
         Ok((meta, None))
     }
 
@@ -429,7 +434,22 @@ impl Models {
     fn make_room(&self, incoming: u64) {
         let entries = self.cache.entries();
         let in_use = self.in_use.lock().unwrap().clone();
-        for id in cache::evict(&entries, &in_use, self.settings.cache_limit, incoming) {
+        let limit = self.settings.cache_limit;
+        let evicted = cache::evict(&entries, &in_use, limit, incoming);
+        let left: u64 = entries
+            .iter()
+            .filter(|e| !evicted.contains(&e.id))
+            .map(|e| e.bytes)
+            .sum::<u64>()
+            + incoming;
+        if limit > 0 && left > limit {
+            warn!(
+                cache_size = limit,
+                needed = left,
+                "the model cache goes over cache-size: the models over it are in use"
+            );
+        }
+        for id in evicted {
             let shown = entries
                 .iter()
                 .find(|e| e.id == id)
@@ -450,14 +470,24 @@ impl Models {
 /// A source's key in the cache and among the slots: the source exactly as written. Its `Debug`
 /// leaves out a URL's user-info and query string (`?version=2`, a signature), which can name
 /// another file: two such URLs must not share a download.
-fn source_key(source: &ModelSource) -> String {
+fn source_key(source: &ModelSource, access: &Access) -> String {
+    // The same bucket and key on two servers are two models.
+    let server = match source {
+        ModelSource::S3 { .. } => access.s3.endpoint.as_deref(),
+        ModelSource::Gcs { .. } => access.gcs_endpoint.as_deref(),
+        ModelSource::HuggingFace { .. } => Some(access.hf_endpoint.as_str()),
+        _ => None,
+    };
     let exact = match source {
         ModelSource::Http(url) => format!("Http({url:?})"),
         ModelSource::S3 { bucket, key } => format!("S3 {{ bucket: {bucket:?}, key: {key:?} }}"),
         ModelSource::Gcs { bucket, key } => format!("Gcs {{ bucket: {bucket:?}, key: {key:?} }}"),
         other => format!("{other:?}"),
     };
-    cache::source_key(&exact)
+    match server {
+        Some(server) => cache::source_key(&format!("{exact} at {server}")),
+        None => cache::source_key(&exact),
+    }
 }
 
 fn slot_view(slot: &Slot) -> ModelView {
