@@ -109,6 +109,20 @@ fn ignored_fields_are_listed() {
 }
 
 #[test]
+fn a_storage_spec_without_a_storage_uri_is_a_warning() {
+    let text = isvc_with(
+        "",
+        "model:\n  modelFormat: {name: sklearn}\n  storage: {key: localMinIO, path: sklearn}\n",
+    );
+    let c = load(&[("m.yaml", &text)]);
+    assert_eq!(
+        rendered(&c),
+        ["9:7: warning: spec.predictor.model.storage: the storage spec (key, path, parameters) is not supported by gantry: no model is mounted; use storageUri"]
+    );
+    assert!(c.services.values().next().unwrap().desired.is_some());
+}
+
+#[test]
 fn v1alpha2_canary_requires_a_canary() {
     let text = "apiVersion: serving.kubeflow.org/v1alpha2
 kind: InferenceService

@@ -17,6 +17,18 @@ pub const AUTOSCALER_CLASS: &str = "serving.kserve.io/autoscalerClass";
 /// Older KServe's GPU selector annotation; gantry reads it as a GPU class.
 pub const GKE_ACCELERATOR: &str = "serving.kubeflow.org/gke-accelerator";
 
+/// KServe's `storage: {key, path, parameters}` (a `storage-config` Secret of JSON entries) is
+/// not read: the model would be missing, so say so.
+fn check_storage_spec(storage: bool, storage_uri: bool, at: FieldPath, out: &mut Vec<Finding>) {
+    if storage && !storage_uri {
+        out.push(Finding::warning(
+            at.key("storage"),
+            "the storage spec (key, path, parameters) is not supported by gantry: no model is \
+             mounted; use storageUri",
+        ));
+    }
+}
+
 /// The storage URI prefixes KServe v0.15 accepts (`utils.go` `ValidateStorageURI`).
 pub const STORAGE_PREFIXES: [&str; 10] = [
     "gs://",
@@ -242,21 +254,22 @@ pub fn validate(
                 ));
             }
             for (name, ext) in p.frameworks() {
-                check_storage_uri(
-                    ext.storage_uri.as_deref(),
-                    layout
-                        .component(ComponentKind::Predictor)
-                        .key(name)
-                        .key("storageUri"),
+                let at = layout.component(ComponentKind::Predictor).key(name);
+                check_storage_uri(ext.storage_uri.as_deref(), at.key("storageUri"), &mut out);
+                check_storage_spec(
+                    ext.storage.is_some(),
+                    ext.storage_uri.is_some(),
+                    at,
                     &mut out,
                 );
             }
             if let Some(model) = &p.model {
-                check_storage_uri(
-                    model.storage_uri.as_deref(),
-                    layout
-                        .field(ComponentKind::Predictor, "model")
-                        .key("storageUri"),
+                let at = layout.field(ComponentKind::Predictor, "model");
+                check_storage_uri(model.storage_uri.as_deref(), at.key("storageUri"), &mut out);
+                check_storage_spec(
+                    model.storage.is_some(),
+                    model.storage_uri.is_some(),
+                    at,
                     &mut out,
                 );
             }
