@@ -106,6 +106,8 @@ pub struct Remote {
     hf_token: Option<String>,
     hf_endpoint: String,
     parallel: usize,
+    /// Requests in flight, files and ranges together, at most `parallel`.
+    permits: tokio::sync::Semaphore,
 }
 
 impl Remote {
@@ -210,6 +212,7 @@ impl Remote {
             hf_token: access.hf_token.clone(),
             hf_endpoint: access.hf_endpoint.trim_end_matches('/').to_string(),
             parallel: parallel.max(1),
+            permits: tokio::sync::Semaphore::new(parallel.max(1)),
         })
     }
 
@@ -473,10 +476,24 @@ impl Remote {
             Locator::Object(location) => {
                 let store = self.store.as_ref().expect("object sources have a store");
                 match file.size {
-                    Some(size) if size > RANGED_ABOVE && hasher.is_none() => {
-                        self.ranged(store, location, size, target, progress).await?
+                    // Large objects come as ranges in parallel (one connection is the limit
+                    // over a network); their checksum is computed from the file afterwards.
+                    Some(size) if size > RANGED_ABOVE => {
+                        let written = self.ranged(store, location, size, target, progress).await?;
+                        if let Some(h) = hasher.take() {
+                            let (file_path, target) = (file.path.clone(), target.to_path_buf());
+                            let h = tokio::task::spawn_blocking(move || h.of_file(&target))
+                                .await
+                                .map_err(|e| FetchError(format!("checksum stopped: {e}")))?
+                                .map_err(|e| {
+                                    FetchError::io(&format!("cannot read back {file_path}"), e)
+                                })?;
+                            h.verify(file, &shown)?;
+                        }
+                        written
                     }
                     _ => {
+                        let _permit = self.permits.acquire().await;
                         let got = store
                             .get(location)
                             .await
@@ -489,6 +506,7 @@ impl Remote {
                 }
             }
             Locator::Url(url, answered) => {
+                let _permit = self.permits.acquire().await;
                 let response = answered.lock().unwrap().take();
                 let response = match response {
                     Some(r) => r,
@@ -558,6 +576,7 @@ impl Remote {
                 let file = file.clone();
                 let shown = &shown;
                 async move {
+                    let _permit = self.permits.acquire().await;
                     let bytes =
                         tokio::time::timeout(RANGE_DEADLINE, store.get_range(location, start..end))
                             .await
@@ -646,6 +665,20 @@ impl Hashers {
         match self {
             Hashers::Md5(h) => h.update(bytes),
             Hashers::Sha256(h) => h.update(bytes),
+        }
+    }
+
+    /// The hash of a whole file, read back from disk (blocking).
+    fn of_file(mut self, path: &Path) -> std::io::Result<Hashers> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buffer)?;
+            if n == 0 {
+                return Ok(self);
+            }
+            self.update(&buffer[..n]);
         }
     }
 
