@@ -41,6 +41,7 @@
 //! Environment: `BENCH_MIB` (MiB per data set, default 256), `BENCH_FILES` (objects under
 //! `many/`, default 64), `BENCH_ROUNDS`, `BENCH_ROWS` (from `s3-big,s3-big-1part,s3-many,http`,
 //! default all),
+//! `BENCH_VERIFY` (0: gantry checks no checksums, as `storage.verify-checksums: false`),
 //! `BENCH_BOTO3_WORKERS`, `BENCH_PYTHON`, `BENCH_CURL` (default `curl`), `GANTRY_MOTO_SERVER`.
 
 #[path = "../tests/support/files.rs"]
@@ -197,6 +198,7 @@ fn gantry_fetch(
         cache_limit: 0,
         parallel: 8,
         max_unpacked: 1 << 40,
+        verify_checksums: std::env::var("BENCH_VERIFY").map_or(true, |v| v != "0"),
     })
     .unwrap();
     let (seconds, dir) = runtime.block_on(async {

@@ -466,6 +466,7 @@ impl Config {
             cache_limit: non_negative_quantity("", &self.storage.cache_size)
                 .map_or(0, |q| q.value().max(0) as u64),
             parallel: self.storage.parallel_downloads.max(1),
+            verify_checksums: self.storage.verify_checksums,
             max_unpacked: positive_quantity("", &self.storage.max_unpacked_size)
                 .map_or(1 << 40, |bytes| bytes.max(0) as u64),
         }
@@ -846,6 +847,11 @@ fn comment(key: &str) -> Option<&'static str> {
              virtual-bucket (as KServe's serving.kserve.io/s3-* annotations)."
         }
         "hf-endpoint" => "The Hugging Face hub for hf:// (HF_ENDPOINT overrides it).",
+        "verify-checksums" => {
+            "Whether downloaded files are checked against their source's checksum (the\n\
+             MD5 of a single-part S3 object, the SHA-256 of a Hugging Face file); sizes\n\
+             are always checked."
+        }
         "autoscaling" => {
             "Autoscaler defaults for every service (Knative `config-autoscaler`\n\
                           keys; GPU-tuned values). Services override them with\n\

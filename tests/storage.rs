@@ -58,6 +58,7 @@ impl Scene {
             cache_limit: 0,
             parallel: 4,
             max_unpacked: 1 << 30,
+            verify_checksums: true,
         })
         .unwrap()
     }

@@ -307,6 +307,21 @@ fn a_pvc_volume_is_mounted_read_only_without_a_copy() {
     assert_eq!(get(&d, &name, "/added.txt").1, "added");
     assert!(models(&v).is_empty(), "nothing is downloaded for a pvc");
 
+    // A local path: mounted as it is, read-only too.
+    let local = format!("{name}-local");
+    let local_file = dir.join(format!("{local}.yaml"));
+    let path = volume.join("bloom");
+    std::fs::write(&local_file, service(&local, path.to_str().unwrap(), "", "")).unwrap();
+    let v = wait_for(&d, &local, "ready", 60, |v| {
+        condition(v, "Ready").0 == "True"
+    });
+    assert_eq!(
+        get(&d, &local, "/weights.txt"),
+        (200, "bloom weights".into())
+    );
+    assert!(write_fails(&ready_replicas(&v)[0].2, "/mnt/models"));
+
+    std::fs::remove_file(&local_file).unwrap();
     std::fs::remove_file(&file).unwrap();
-    wait_until_removed(&[&name]);
+    wait_until_removed(&[&name, &local]);
 }

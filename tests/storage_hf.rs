@@ -73,6 +73,7 @@ fn open(dir: &Path) -> Arc<Models> {
         cache_limit: 0,
         parallel: 4,
         max_unpacked: 1 << 30,
+        verify_checksums: true,
     })
     .unwrap()
 }

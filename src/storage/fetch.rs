@@ -106,6 +106,8 @@ pub struct Remote {
     hf_token: Option<String>,
     hf_endpoint: String,
     parallel: usize,
+    /// Whether checksums the source gives are checked.
+    verify: bool,
     /// Requests in flight, files and ranges together, at most `parallel`.
     permits: tokio::sync::Semaphore,
 }
@@ -115,6 +117,7 @@ impl Remote {
         source: &ModelSource,
         access: &Access,
         parallel: usize,
+        verify: bool,
     ) -> Result<Remote, FetchError> {
         let retry = RetryConfig {
             max_retries: 3,
@@ -212,6 +215,7 @@ impl Remote {
             hf_token: access.hf_token.clone(),
             hf_endpoint: access.hf_endpoint.trim_end_matches('/').to_string(),
             parallel: parallel.max(1),
+            verify,
             permits: tokio::sync::Semaphore::new(parallel.max(1)),
         })
     }
@@ -471,7 +475,7 @@ impl Remote {
         progress: &Progress,
     ) -> Result<(), FetchError> {
         let shown = self.source.display();
-        let mut hasher = Hashers::for_file(file);
+        let mut hasher = Hashers::for_file(file).filter(|_| self.verify);
         let written = match &file.locator {
             Locator::Object(location) => {
                 let store = self.store.as_ref().expect("object sources have a store");

@@ -47,6 +47,10 @@ pub struct StorageConfig {
     pub s3: S3Config,
     /// The Hugging Face hub (`hf://`); `HF_ENDPOINT` in the environment overrides it.
     pub hf_endpoint: String,
+    /// Whether each file is checked against the checksum its source gives (the MD5 of a
+    /// single-part S3 object, the SHA-256 of a Hugging Face LFS file). Sizes are always
+    /// checked.
+    pub verify_checksums: bool,
 }
 
 impl Default for StorageConfig {
@@ -59,6 +63,7 @@ impl Default for StorageConfig {
             volumes: BTreeMap::new(),
             s3: S3Config::default(),
             hf_endpoint: "https://huggingface.co".into(),
+            verify_checksums: true,
         }
     }
 }
@@ -110,4 +115,6 @@ pub struct ModelSettings {
     pub cache_limit: u64,
     pub parallel: usize,
     pub max_unpacked: u64,
+    /// Whether files are checked against the checksums their source gives.
+    pub verify_checksums: bool,
 }

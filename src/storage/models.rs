@@ -337,7 +337,12 @@ impl Models {
         access: &Access,
         progress: &Progress,
     ) -> Result<(EntryMeta, Option<String>), FetchError> {
-        let remote = Remote::new(source, access, self.settings.parallel)?;
+        let remote = Remote::new(
+            source,
+            access,
+            self.settings.parallel,
+            self.settings.verify_checksums,
+        )?;
         let cached = self.cache.latest_for(key);
         let listing = match remote
             .list_since(cached.as_ref().map(|m| m.version.as_str()))
