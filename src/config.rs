@@ -832,7 +832,8 @@ fn comment(key: &str) -> Option<&'static str> {
              bound). Least recently used models no service names go first."
         }
         "parallel-downloads" => {
-            "Files (or 16 MiB ranges of a large object) of one model fetched at once."
+            "Requests in flight for one model: files and 16 MiB ranges of large objects\n\
+             together."
         }
         "max-unpacked-size" => {
             "The most one archive may unpack to (a guard against archive bombs)."

@@ -36,7 +36,7 @@ pub struct StorageConfig {
     /// The most the cache may hold (a Kubernetes quantity, `200Gi`); `0`: no bound. Beyond
     /// it, the least recently used models that no replica uses are removed.
     pub cache_size: String,
-    /// Files of one model downloaded at the same time.
+    /// Requests in flight for one model: files and ranges of large objects together.
     pub parallel_downloads: usize,
     /// The most an archive may unpack to (a Kubernetes quantity): a guard against archive
     /// bombs.
