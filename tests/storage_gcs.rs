@@ -6,18 +6,17 @@
 
 #[path = "support/files.rs"]
 mod files;
+#[path = "support/models.rs"]
+mod models;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use files::Route;
 use gantry::storage::credentials::{resolve, Access, Sources};
-use gantry::storage::models::{ModelState, Models};
-use gantry::storage::uri::parse;
-use gantry::storage::{ModelSettings, S3Config};
+use gantry::storage::models::ModelState;
+use gantry::storage::S3Config;
 use md5::{Digest, Md5};
+use models::{open, settle};
 
 const MODIFIED: &str = "Sat, 28 Nov 2026 12:00:00 GMT";
 
@@ -71,33 +70,6 @@ fn access(host: &str) -> Access {
         s3: &S3Config::default(),
         hf_endpoint: "",
         env: &env,
-    })
-    .unwrap()
-}
-
-async fn settle(models: &Arc<Models>, uri: &str, access: &Access) -> ModelState {
-    let source = parse(uri, Path::new("/")).unwrap();
-    let mut changes = models.changes();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match models.request(&source, access) {
-            ModelState::Fetching(_) => {}
-            done => return done,
-        }
-        tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .expect("the model settles within 30 s")
-            .unwrap();
-    }
-}
-
-fn open(dir: &Path) -> Arc<Models> {
-    Models::open(ModelSettings {
-        cache_dir: dir.to_path_buf(),
-        cache_limit: 0,
-        parallel: 4,
-        max_unpacked: 1 << 30,
-        verify_checksums: true,
     })
     .unwrap()
 }
