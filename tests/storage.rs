@@ -1041,3 +1041,82 @@ async fn urls_that_differ_only_in_their_query_are_different_models() {
         .collect();
     assert_eq!(queries, ["version=1", "version=2"]);
 }
+
+#[tokio::test]
+async fn eviction_spares_what_services_name_and_an_evicted_model_comes_back() {
+    let mib = |n: u8| vec![n; 1 << 20];
+    let files = files::start(
+        [("a", 1u8), ("b", 2), ("c", 3)]
+            .iter()
+            .map(|(name, n)| Route::ok(&format!("/{name}.bin"), OCTET, mib(*n)).etag("\"v1\""))
+            .collect(),
+    )
+    .await;
+    let scene = Scene::new();
+    // Room for two models and a half.
+    let models = Models::open(ModelSettings {
+        cache_dir: scene.cache_dir(),
+        cache_limit: 5 << 19,
+        parallel: 4,
+        max_unpacked: 1 << 30,
+        verify_checksums: true,
+    })
+    .unwrap();
+    let access = plain_access();
+    let [a, b, c] = ["a", "b", "c"].map(|n| uri(&files.url(&format!("/{n}.bin"))));
+    let a_dir = ready(settle(&models, &a, &access).await);
+    let b_dir = ready(settle(&models, &b, &access).await);
+    // A service names `a`; `b` is named by nobody any more.
+    models.keep(&[(a.clone(), access.clone())]);
+    let c_dir = ready(settle(&models, &c, &access).await);
+    assert!(a_dir.is_dir(), "a model a service names was evicted");
+    assert!(
+        !b_dir.exists(),
+        "the least recently used model that nobody names stays"
+    );
+    assert_eq!(std::fs::read(c_dir.join("c.bin")).unwrap(), mib(3));
+    let mut sources: Vec<String> = scene.listed().into_iter().map(|e| e.source).collect();
+    sources.sort();
+    assert_eq!(sources, [files.url("/a.bin"), files.url("/c.bin")]);
+
+    // Asked for again, the evicted model is fetched again rather than pointed at a folder
+    // that is gone.
+    assert_eq!(files.hits("/b.bin"), 1);
+    let again = ready(settle(&models, &b, &access).await);
+    assert_eq!(std::fs::read(again.join("b.bin")).unwrap(), mib(2));
+    assert_eq!(files.hits("/b.bin"), 2);
+    scene.assert_tidy();
+}
+
+#[tokio::test]
+async fn a_slow_download_shows_its_progress() {
+    let body = vec![7u8; 1 << 20];
+    let files = files::start(vec![
+        Route::ok("/slow.bin", OCTET, body.clone()).slow(64 << 10, Duration::from_millis(25))
+    ])
+    .await;
+    let scene = Scene::new();
+    let models = scene.open();
+    let access = plain_access();
+    let source = uri(&files.url("/slow.bin"));
+    // Polled while it runs (a progress view is a snapshot: there is no event to wait for).
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    let seen = loop {
+        assert!(Instant::now() < deadline, "no progress seen");
+        if let ModelState::Fetching(p) = models.request(&source, &access) {
+            if p.bytes_done > 0 && p.bytes_done < p.bytes_total {
+                break p;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(seen.bytes_total, 1 << 20);
+    assert_eq!((seen.files_done, seen.files_total), (0, 1));
+    assert!(seen.rate > 0 && seen.eta_seconds.is_some(), "{seen:?}");
+    assert!(seen.to_string().contains(" of 1.0 MiB ("), "{seen}");
+    let view = view(&models, &source);
+    assert_eq!(view.state, "Loading");
+    let dir = ready(settle(&models, &source, &access).await);
+    assert_eq!(std::fs::read(dir.join("slow.bin")).unwrap(), body);
+    scene.assert_tidy();
+}
