@@ -180,6 +180,25 @@ secrets:
         "{describe}"
     );
 
+    // Operators see it on /metrics too.
+    let metrics = request(
+        &d.api,
+        "GET",
+        "localhost",
+        "/metrics",
+        "",
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .body;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("gantry_model_state{")
+            && l.contains(&format!("inferenceservice=\"{name}\""))
+            && l.contains("state=\"Loaded\"")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
     // The secret is nowhere in the daemon's log either.
     let api_port = d.api.rsplit(':').next().unwrap();
     let log = std::fs::read_to_string(tmp.path().join(format!("state.{api_port}.log"))).unwrap();

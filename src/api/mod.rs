@@ -285,14 +285,65 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         .as_ref()
         .map(|r| r.revisions())
         .unwrap_or_default();
+    let mut text = crate::router::metrics::render(&revisions, &scale);
+    if let Some(runtime) = &state.runtime {
+        text.push_str(&model_metrics(&runtime.borrow()));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::router::metrics::render(&revisions, &scale),
+        text,
     )
         .into_response()
+}
+
+/// The models services name: their state (KServe's model states) and the bytes this daemon
+/// downloaded for them.
+fn model_metrics(runtime: &RuntimeStatus) -> String {
+    use crate::router::metrics::label;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let models: Vec<_> = runtime
+        .services
+        .iter()
+        .flat_map(|((ns, name), s)| s.models.iter().map(move |m| (ns, name, m)))
+        .collect();
+    if models.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "# HELP gantry_model_state A model's state: Loading, Loaded or FailedToLoad (1 for the current one).\n\
+         # TYPE gantry_model_state gauge\n",
+    );
+    for (ns, name, m) in &models {
+        for state in ["Loading", "Loaded", "FailedToLoad"] {
+            let _ = writeln!(
+                out,
+                "gantry_model_state{{namespace=\"{}\",inferenceservice=\"{}\",source=\"{}\",state=\"{state}\"}} {}",
+                label(ns),
+                label(name),
+                label(&m.source),
+                u8::from(m.state == state)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP gantry_model_downloaded_bytes Bytes this daemon downloaded for a model (0 when it came from the cache).\n\
+         # TYPE gantry_model_downloaded_bytes gauge\n",
+    );
+    for (ns, name, m) in &models {
+        let _ = writeln!(
+            out,
+            "gantry_model_downloaded_bytes{{namespace=\"{}\",inferenceservice=\"{}\",source=\"{}\"}} {}",
+            label(ns),
+            label(name),
+            label(&m.source),
+            m.downloaded
+        );
+    }
+    out
 }
 
 fn list(state: &ApiState, namespace: Option<&str>) -> ServiceList {
@@ -426,6 +477,35 @@ mod tests {
             restarts: 0,
             last_exit: None,
             gpus: gpus.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn models_are_metrics_with_their_state_and_bytes() {
+        let mut runtime = RuntimeStatus::default();
+        assert_eq!(model_metrics(&runtime), "");
+        runtime.services.insert(
+            ("default".into(), "iris".into()),
+            ServiceStatus {
+                models: vec![crate::storage::models::ModelView {
+                    source: "s3://models/iris".into(),
+                    state: "Loaded".into(),
+                    progress: None,
+                    message: None,
+                    downloaded: 1234,
+                    version: Some("v".into()),
+                }],
+                ..ServiceStatus::default()
+            },
+        );
+        let text = model_metrics(&runtime);
+        let labels = r#"namespace="default",inferenceservice="iris",source="s3://models/iris""#;
+        for line in [
+            format!("gantry_model_state{{{labels},state=\"Loaded\"}} 1"),
+            format!("gantry_model_state{{{labels},state=\"Loading\"}} 0"),
+            format!("gantry_model_downloaded_bytes{{{labels}}} 1234"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
     }
 

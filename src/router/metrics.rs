@@ -70,7 +70,7 @@ impl RevisionMetrics {
 }
 
 /// Escapes a label value.
-fn label(v: &str) -> String {
+pub(crate) fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
