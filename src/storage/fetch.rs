@@ -288,9 +288,16 @@ impl Remote {
                     Some(p) => full[p.as_ref().len()..].trim_start_matches('/'),
                     None => full,
                 };
-                object_file(relative.to_string(), m)
+                // A key is a name, not a path: one that would land outside the model folder
+                // (`a/../../x`) is refused, as an archive entry would be.
+                if !safe_relative(relative) {
+                    return Err(FetchError(format!(
+                        "{shown}: the object {full:?} does not name a file inside the model folder"
+                    )));
+                }
+                Ok(object_file(relative.to_string(), m))
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Listing {
             version,
             files,
