@@ -357,7 +357,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
         observed.ever_ready = ever_ready.clone();
     }
     // Models: fetched as soon as a component names one (before any replica asks), and kept
-    // from eviction while a desired component uses them.
+    // from eviction while a desired component or a revision with replicas names them.
     if let Some(access) = &settings.models {
         let running = revisions
             .iter()
