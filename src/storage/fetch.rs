@@ -16,7 +16,6 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::credentials::Access;
 use super::uri::ModelSource;
@@ -91,6 +90,9 @@ fn stalled() -> FetchError {
         STALLED_AFTER.as_secs()
     ))
 }
+
+/// Chunks queued between receiving a file and writing it.
+const SINK_QUEUE: usize = 16;
 
 /// Objects larger than this are fetched as ranges in parallel.
 const RANGED_ABOVE: u64 = 64 * 1024 * 1024;
@@ -616,42 +618,59 @@ impl Remote {
     }
 }
 
-/// Writes a stream of chunks to `target`, counting and hashing; the bytes written.
+/// Writes a stream of chunks to `target`, counting and hashing; the bytes written. The file
+/// is written and hashed on a blocking thread, fed through a short queue: the async workers
+/// only receive, and hashing a file overlaps with receiving it.
 async fn write_stream(
     mut stream: impl futures_util::Stream<Item = Result<bytes::Bytes, FetchError>> + Unpin,
     target: &Path,
     progress: &Progress,
     hasher: &mut Option<Hashers>,
 ) -> Result<u64, FetchError> {
-    let file = tokio::fs::File::create(target)
-        .await
-        .map_err(|e| FetchError::io("cannot write to the cache", e))?;
-    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut written = 0u64;
-    loop {
-        let next = tokio::time::timeout(STALLED_AFTER, stream.next())
-            .await
-            .map_err(|_| stalled())?;
-        let Some(chunk) = next else { break };
-        let chunk = chunk?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&chunk);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SINK_QUEUE);
+    let path = target.to_path_buf();
+    let mut hash = hasher.take();
+    let sink = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Option<Hashers>)> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Some(h) = hash.as_mut() {
+                h.update(&chunk);
+            }
+            out.write_all(&chunk)?;
+            written += chunk.len() as u64;
         }
-        out.write_all(&chunk)
-            .await
-            .map_err(|e| FetchError::io("cannot write to the cache", e))?;
-        written += chunk.len() as u64;
-        progress
-            .bytes_done
-            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?
+            .sync_all()?;
+        Ok((written, hash))
+    });
+    let received = async {
+        loop {
+            let next = tokio::time::timeout(STALLED_AFTER, stream.next())
+                .await
+                .map_err(|_| stalled())?;
+            let Some(chunk) = next else { return Ok(()) };
+            let chunk = chunk?;
+            let n = chunk.len() as u64;
+            // The sink is gone only when it failed: its error is the one to report.
+            if tx.send(chunk).await.is_err() {
+                return Ok(());
+            }
+            progress.bytes_done.fetch_add(n, Ordering::Relaxed);
+        }
     }
-    out.flush()
+    .await;
+    drop(tx);
+    // The sink finishes (or fails) before anything is reported, so nothing writes into the
+    // download's folder once the caller has removed it.
+    let sunk = sink
         .await
-        .map_err(|e| FetchError::io("cannot write to the cache", e))?;
-    out.into_inner()
-        .sync_all()
-        .await
-        .map_err(|e| FetchError::io("cannot write to the cache", e))?;
+        .map_err(|e| FetchError(format!("writing to the cache stopped: {e}")))?;
+    received?;
+    let (written, hash) = sunk.map_err(|e| FetchError::io("cannot write to the cache", e))?;
+    *hasher = hash;
     Ok(written)
 }
 
