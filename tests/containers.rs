@@ -10,7 +10,7 @@
 mod support;
 
 use support::daemon::{
-    condition, docker, engine_and_image_ready, models_dir, ready_replicas, wait_for,
+    condition, containers, docker, engine_and_image_ready, models_dir, ready_replicas, wait_for,
     wait_until_removed, Daemon, MODEL_SERVER as IMAGE,
 };
 
@@ -229,11 +229,5 @@ fn a_privileged_spec_is_refused_with_the_reason() {
         "{}",
         condition(&v, "Ready").1
     );
-    assert!(docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gantry.dev/inferenceservice={name}")
-    ])
-    .is_empty());
+    assert!(containers(&format!("gantry.dev/inferenceservice={name}")).is_empty());
 }

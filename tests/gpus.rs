@@ -58,11 +58,9 @@ fn visible_devices(container: &str) -> String {
 
 #[test]
 fn gpu_replicas_get_exactly_their_gpus() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(engine) = runtime.block_on(docker_support::engine()) else {
+    if !docker_support::test_image_ready() {
         return;
-    };
-    runtime.block_on(docker_support::ensure_test_image(&engine));
+    }
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("services");
@@ -146,11 +144,9 @@ fn gpu_replicas_get_exactly_their_gpus() {
 
 #[test]
 fn a_one_gpu_workstation_swaps_revisions_and_rolls_back_a_failed_one() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(engine) = runtime.block_on(docker_support::engine()) else {
+    if !docker_support::test_image_ready() {
         return;
-    };
-    runtime.block_on(docker_support::ensure_test_image(&engine));
+    }
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("services");

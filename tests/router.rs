@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::daemon::{
-    docker, engine_and_image_ready, models_dir, ready_replicas, wait_for, wait_until_removed,
-    Daemon, MODEL_SERVER,
+    containers, docker, engine_and_image_ready, models_dir, ready_replicas, wait_for,
+    wait_until_removed, Daemon, MODEL_SERVER,
 };
 use support::http::{request, request_timed, Reply};
 
@@ -73,12 +73,7 @@ impl Drop for Setup {
             let _ = std::fs::remove_file(self.dir.join(format!("{name}.yaml")));
         }
         for name in self.services.borrow().iter() {
-            let ids = docker(&[
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=gantry.dev/inferenceservice={name}"),
-            ]);
+            let ids = containers(&format!("gantry.dev/inferenceservice={name}"));
             for id in ids.lines() {
                 docker(&["rm", "-f", id]);
             }

@@ -16,7 +16,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::daemon::{condition, docker, ready_replicas, wait_for, wait_until_removed, Daemon};
+use support::daemon::{
+    condition, containers, docker, ready_replicas, wait_for, wait_until_removed, Daemon,
+};
 use support::http::request;
 
 /// A busybox web server over `/mnt/models`, with `extra` predictor fields and `model` as its
@@ -81,11 +83,10 @@ fn write_fails(container: &str, dir: &str) -> bool {
 
 #[test]
 fn an_s3_model_is_downloaded_once_and_mounted_read_only() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(engine) = runtime.block_on(docker_support::engine()) else {
+    if !docker_support::test_image_ready() {
         return;
-    };
-    runtime.block_on(docker_support::ensure_test_image(&engine));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let Some(mut moto) = runtime.block_on(s3::start()) else {
         return;
     };
@@ -221,18 +222,13 @@ secrets:
     let v = wait_for(&d, &idle, "model fetched ahead", 60, |v| {
         models(v).first().is_some_and(|m| m["state"] == "Loaded")
     });
-    let containers = docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gantry.dev/inferenceservice={idle}"),
-    ]);
+    let started = containers(&format!("gantry.dev/inferenceservice={idle}"));
     assert!(
-        containers.is_empty()
+        started.is_empty()
             && v["status"]["replicas"]
                 .as_array()
                 .is_none_or(|r| r.is_empty()),
-        "no replica is needed to fetch a model: {containers}"
+        "no replica is needed to fetch a model: {started}"
     );
     assert_eq!(get(&d, &idle, "/model.bin"), (200, "second model".into()));
     std::fs::remove_file(&idle_file).unwrap();
@@ -264,12 +260,7 @@ secrets:
     );
     assert_eq!(get(&d, &name, "/model.bin").1, weights);
     // Its replicas were never started.
-    let failed = docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=gantry.dev/revision={name}-predictor-00003"),
-    ]);
+    let failed = containers(&format!("gantry.dev/revision={name}-predictor-00003"));
     assert!(failed.is_empty(), "{failed}");
 
     std::fs::remove_file(&file).unwrap();
@@ -278,11 +269,9 @@ secrets:
 
 #[test]
 fn a_pvc_volume_is_mounted_read_only_without_a_copy() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let Some(engine) = runtime.block_on(docker_support::engine()) else {
+    if !docker_support::test_image_ready() {
         return;
-    };
-    runtime.block_on(docker_support::ensure_test_image(&engine));
+    }
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("services");

@@ -79,10 +79,6 @@ impl Cache {
         Ok(cache)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn entries_dir(&self) -> PathBuf {
         self.root.join("entries")
     }

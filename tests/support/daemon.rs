@@ -161,19 +161,16 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The ids of the containers (running or not) with this `key=value` label, one per line.
+pub fn containers(label: &str) -> String {
+    docker(&["ps", "-aq", "--filter", &format!("label={label}")])
+}
+
 /// Waits until no container of these services is left (gantry removes them when their files
 /// are deleted), failing after 30 s.
 pub fn wait_until_removed(services: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let left = |n: &&&str| {
-        !docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=gantry.dev/inferenceservice={n}"),
-        ])
-        .is_empty()
-    };
+    let left = |n: &&&str| !containers(&format!("gantry.dev/inferenceservice={n}")).is_empty();
     while let Some(n) = services.iter().find(left) {
         assert!(
             Instant::now() < deadline,

@@ -59,6 +59,18 @@ pub async fn engine() -> Option<Docker> {
     }
 }
 
+/// For tests that drive a daemon from plain threads: the engine is there and
+/// [`TEST_IMAGE`] is built; false (after [`engine`]'s loud message) when there is no engine
+/// and this is not CI.
+pub fn test_image_ready() -> bool {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(engine) = runtime.block_on(engine()) else {
+        return false;
+    };
+    runtime.block_on(ensure_test_image(&engine));
+    true
+}
+
 static IMAGE_BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// Builds [`TEST_IMAGE`] once per test binary (the classic builder's cache makes a rebuild of
