@@ -13,11 +13,13 @@
 //! [`Router`] holds the live state: the route table and one [`Revision`] per revision that
 //! serves or may serve, refreshed from the folder's desired state and the reconciler's status.
 
+mod h1;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod stats;
 pub mod throttler;
+mod ticket;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

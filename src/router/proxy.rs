@@ -17,7 +17,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
@@ -29,7 +28,9 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
-use super::throttler::{Permit, Rejected};
+use super::h1::Plain;
+use super::throttler::Permit;
+use super::ticket::{self, Answer, Counted, Ticket, RETRY_AFTER_SECONDS};
 use super::{Revision, Router};
 
 /// Errors a response body may end with.
@@ -72,18 +73,18 @@ impl Body for RouterBody {
     }
 }
 
-/// How many times a request goes again after new connections closed unanswered.
-const MAX_UNANSWERED: u32 = 3;
-
-/// How long a client of a full queue is told to wait before trying again.
-const RETRY_AFTER_SECONDS: &str = "1";
-
 /// An HTTP/1.1 connection to a replica. It has no task of its own: the request using it
 /// drives it (while waiting for the answer, then from the response body), so a request and
 /// its forwarding run in one task, without hand-offs between tasks.
 pub(crate) struct H1 {
     sender: SendRequest<UpstreamBody>,
     conn: hyper::client::conn::http1::Connection<TokioIo<TcpStream>, UpstreamBody>,
+}
+
+impl Reusable for Box<H1> {
+    fn ended(&mut self, cx: &mut Context<'_>) -> bool {
+        self.drive(cx)
+    }
 }
 
 impl H1 {
@@ -93,17 +94,27 @@ impl H1 {
     }
 }
 
-/// Idle kept-alive connections to replicas, by address.
+/// A connection to a replica that waits in the [`Pool`] between requests.
+pub(crate) trait Reusable {
+    /// Looks, without waiting, whether the replica has closed it (or it broke). Nobody
+    /// reads an idle connection, so its end is only seen here.
+    fn ended(&mut self, cx: &mut Context<'_>) -> bool;
+}
+
+/// Kept-alive connections to replicas, by address.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// hyper's, for what goes through hyper.
+    h1: IdleConnections<Box<H1>>,
+    /// The plain HTTP/1.1 path's ([`super::h1`]).
+    plain: IdleConnections<Plain>,
     /// Reaper ticks so far: the pool's coarse clock.
     ticks: std::sync::atomic::AtomicU64,
     /// One multiplexed HTTP/2 connection per h2c replica.
     h2: Mutex<HashMap<SocketAddr, H2Sender>>,
 }
 
-/// Most idle connections kept per replica.
+/// Most idle connections kept per replica (of each kind).
 const MAX_IDLE_PER_REPLICA: usize = 256;
 
 /// An idle connection is closed after this long unused (replicas close theirs too).
@@ -112,20 +123,33 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often idle connections are looked at.
 const REAP_EVERY: Duration = Duration::from_secs(1);
 
-/// A pooled connection and since when it is unused (in reaper ticks: no clock read per
-/// request). Boxed: a request takes and gives back a pointer, not a 700-byte connection, and
-/// nothing is allocated per request.
-struct Idle {
-    since: u64,
-    connection: Box<H1>,
-}
-
 /// Reaper ticks after which an unused connection is closed.
 const IDLE_TICKS: u64 = IDLE_TIMEOUT.as_secs() / REAP_EVERY.as_secs();
 
-impl Pool {
-    fn take(&self, addr: SocketAddr) -> Option<Box<H1>> {
-        self.idle
+/// Idle connections of one kind, by replica address.
+struct IdleConnections<C> {
+    by_replica: Mutex<HashMap<SocketAddr, Vec<Idle<C>>>>,
+}
+
+impl<C> Default for IdleConnections<C> {
+    fn default() -> Self {
+        IdleConnections {
+            by_replica: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A pooled connection and since when it is unused (in reaper ticks: no clock read per
+/// request). A request takes and gives back a pointer-sized value or little more, and
+/// nothing is allocated per request.
+struct Idle<C> {
+    since: u64,
+    connection: C,
+}
+
+impl<C: Reusable> IdleConnections<C> {
+    fn take(&self, addr: SocketAddr) -> Option<C> {
+        self.by_replica
             .lock()
             .unwrap()
             .get_mut(&addr)?
@@ -133,20 +157,72 @@ impl Pool {
             .map(|i| i.connection)
     }
 
-    /// One reaper tick: closes idle connections the replica has closed (nobody drives an
-    /// idle connection, so its end is only seen here) and those unused for [`IDLE_TIMEOUT`].
+    fn give_back(&self, addr: SocketAddr, connection: C, now: u64) {
+        let mut idle = self.by_replica.lock().unwrap();
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_REPLICA {
+            list.push(Idle {
+                since: now,
+                connection,
+            });
+        }
+    }
+
+    /// Closes connections the replica has closed and those unused since before `now` less
+    /// [`IDLE_TICKS`].
+    fn reap(&self, now: u64, cx: &mut Context<'_>) {
+        let mut idle = self.by_replica.lock().unwrap();
+        for list in idle.values_mut() {
+            list.retain_mut(|i| now - i.since < IDLE_TICKS && !i.connection.ended(cx));
+        }
+        idle.retain(|_, list| !list.is_empty());
+    }
+
+    #[cfg(test)]
+    fn count(&self, addr: SocketAddr) -> usize {
+        self.by_replica
+            .lock()
+            .unwrap()
+            .get(&addr)
+            .map_or(0, Vec::len)
+    }
+}
+
+impl Pool {
+    fn now(&self) -> u64 {
+        self.ticks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<Box<H1>> {
+        self.h1.take(addr)
+    }
+
+    fn give_back(&self, addr: SocketAddr, connection: Box<H1>) {
+        self.h1.give_back(addr, connection, self.now());
+    }
+
+    /// An idle connection to the replica that is still open, as far as the last events
+    /// tell (the replica may close one at any time: hyper's pool looks the same way).
+    pub(crate) fn take_plain(&self, addr: SocketAddr) -> Option<Plain> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        std::iter::from_fn(|| self.plain.take(addr))
+            .find_map(|mut c| (!c.ended(&mut cx)).then_some(c))
+    }
+
+    pub(crate) fn give_back_plain(&self, addr: SocketAddr, connection: Plain) {
+        self.plain.give_back(addr, connection, self.now());
+    }
+
+    /// One reaper tick: closes idle connections the replica has closed and those unused
+    /// for [`IDLE_TIMEOUT`].
     fn reap(&self) {
         let now = self
             .ticks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        let mut idle = self.idle.lock().unwrap();
-        for list in idle.values_mut() {
-            list.retain_mut(|i| now - i.since < IDLE_TICKS && !i.connection.drive(&mut cx));
-        }
-        idle.retain(|_, list| !list.is_empty());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.h1.reap(now, &mut cx);
+        self.plain.reap(now, &mut cx);
     }
 
     /// The replica's HTTP/2 connection, while it lives.
@@ -164,17 +240,6 @@ impl Pool {
 
     fn keep_h2(&self, addr: SocketAddr, sender: H2Sender) {
         self.h2.lock().unwrap().insert(addr, sender);
-    }
-
-    fn give_back(&self, addr: SocketAddr, connection: Box<H1>) {
-        let mut idle = self.idle.lock().unwrap();
-        let list = idle.entry(addr).or_default();
-        if list.len() < MAX_IDLE_PER_REPLICA {
-            list.push(Idle {
-                since: self.ticks.load(std::sync::atomic::Ordering::Relaxed),
-                connection,
-            });
-        }
     }
 }
 
@@ -212,59 +277,18 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let client = Arc::new(Client::new(client));
-        let service = hyper::service::service_fn(move |req| {
-            let router = router.clone();
-            let client = client.clone();
-            async move {
-                let arrived = Instant::now();
-                let (response, revision) = handle(&router, req, &client, arrived).await;
-                if let Some(revision) = revision {
-                    revision
-                        .metrics
-                        .answered(response.status().as_u16(), arrived.elapsed());
-                }
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let (open, mut stop) = (open.clone(), shutdown.clone());
+        let (open, stop) = (open.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _open = open;
             // HTTP/2 without TLS starts with its preface (`PRI * HTTP/2.0`), which no HTTP/1
             // request does: one look at the first bytes picks the protocol for the whole
-            // connection, so HTTP/1.1 requests are not read through a detecting wrapper.
+            // connection.
             let mut first = [0u8; 3];
             let h2 = matches!(stream.peek(&mut first).await, Ok(3) if &first == b"PRI");
-            let io = TokioIo::new(stream);
-            // On shutdown a connection finishes its requests in flight, then closes.
-            let stopping = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            let ended = if h2 {
-                let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(io, service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    ended = connection.as_mut() => ended,
-                    () = stopping => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                }
+            if h2 {
+                serve_hyper(stream, router, client, stop, true).await;
             } else {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .with_upgrades();
-                tokio::pin!(connection);
-                tokio::select! {
-                    ended = connection.as_mut() => ended,
-                    () = stopping => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                }
-            };
-            if let Err(e) = ended {
-                debug!(error = %e, "connection ended");
+                super::h1::serve(stream, router, client, stop).await;
             }
         });
     }
@@ -274,20 +298,82 @@ pub async fn serve(
     reaper.abort();
 }
 
-/// A short response the router makes itself.
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<RouterBody> {
-    let mut response = Response::new(RouterBody::Own(Some(body.into())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(content_type).unwrap(),
-    );
-    response
+impl From<Answer> for Response<RouterBody> {
+    fn from(answer: Answer) -> Self {
+        let mut response = Response::new(RouterBody::Own(Some(answer.body)));
+        *response.status_mut() = answer.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(answer.content_type),
+        );
+        if answer.retry_after {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
 }
 
-/// Knative's texts for the router's own errors.
-fn error(status: StatusCode, message: &str) -> Response<RouterBody> {
-    reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
+/// Serves a client connection with hyper (HTTP/2, or HTTP/1.1 that [`super::h1`] hands
+/// over) until it closes; once `stop` turns true it finishes its requests in flight and
+/// closes.
+pub(crate) async fn serve_hyper<I>(
+    io: I,
+    router: Arc<Router>,
+    client: Arc<Client>,
+    mut stop: watch::Receiver<bool>,
+    h2: bool,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let router = router.clone();
+        let client = client.clone();
+        async move {
+            let arrived = Instant::now();
+            let (response, revision) = handle(&router, req, &client, arrived).await;
+            if let Some(revision) = revision {
+                revision
+                    .metrics
+                    .answered(response.status().as_u16(), arrived.elapsed());
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let io = TokioIo::new(io);
+    let stopping = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let ended = if h2 {
+        let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service);
+        tokio::pin!(connection);
+        tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = stopping => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    } else {
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = stopping => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    };
+    if let Err(e) = ended {
+        debug!(error = %e, "connection ended");
+    }
 }
 
 /// Answers one request; also says which revision it was for (for the metrics).
@@ -324,37 +410,19 @@ async fn forward(
     {
         Ok(r) => r,
         Err(not_found) => {
-            return reply(StatusCode::NOT_FOUND, "application/json", not_found.body())
+            return Answer::new(StatusCode::NOT_FOUND, "application/json", not_found.body()).into()
         }
     };
     // The request line stays as it came unless a prefix was removed (or it came over HTTP/2,
     // in absolute form).
     let same_path = routed.path_and_query == path && req.uri().authority().is_none();
-    let target = || router.target(&routed.namespace, &routed.service, routed.component);
-    let Some(mut revision) = target() else {
-        let mut r = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "{}/{} has no {} revision yet",
-                routed.namespace,
-                routed.service,
-                routed.component.as_str()
-            ),
-        );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECONDS),
-        );
-        return r;
+    let mut ticket = match ticket::target(router, &routed) {
+        Ok(revision) => Ticket::new(router, revision, arrived),
+        Err(answer) => return answer.into(),
     };
-    let deadline = arrived + revision.timeout();
     // One timer for the whole request: waiting, the replica's answer, and its body.
-    let mut expiry = Box::pin(tokio::time::sleep_until(deadline));
-    *seen = Some(revision.clone());
-    // Whether the request found no replica ready when it first had to wait (a cold start);
-    // decided once, observed once.
-    let mut held_at_zero: Option<bool> = None;
-    let mut counted = Counted::new(router, revision.clone(), arrived);
+    let mut expiry = Box::pin(tokio::time::sleep_until(ticket.deadline()));
+    *seen = Some(ticket.revision().clone());
     let mut req = req;
     let client_upgrade = req
         .headers()
@@ -368,7 +436,7 @@ async fn forward(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     prepare_request(
         &mut parts.headers,
-        &parts.uri,
+        parts.uri.scheme_str(),
         parts.version,
         host.clone(),
         client,
@@ -385,78 +453,30 @@ async fn forward(
         authority: host,
         te_trailers,
     };
-    let mut payload =
-        match Payload::read(body, &upstream.headers, client_upgrade.is_some(), deadline).await {
-            Ok(p) => p,
-            Err(response) => return *response,
-        };
+    let mut payload = match Payload::read(
+        body,
+        &upstream.headers,
+        client_upgrade.is_some(),
+        ticket.deadline(),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(answer) => return answer.into(),
+    };
 
-    let mut unanswered_tries = 0;
-    let mut unanswered_by: Option<String> = None;
     // Retry only what never reached a replica: a refused connection, a kept-alive connection
     // the replica had closed before taking the request, or a new connection that the dead
     // replica's published port (Docker's proxy) accepted and closed without an answer.
     loop {
-        // A free slot is taken at once; otherwise the request waits, and while it waits the
-        // component's target may change (a GPU swap hands over to the new revision): the
-        // request follows. Other updates leave its place in the queue.
-        let at_once = revision.throttler.acquire().now_or_never();
-        let acquired = if let Some(acquired) = at_once {
-            Some(Ok(acquired))
-        } else {
-            // Nothing ready: the autoscaler hears of it now, not at its next tick.
-            let at_zero = revision.throttler.replicas() == 0;
-            if at_zero {
-                router.poke(&revision.name);
-            }
-            held_at_zero.get_or_insert(at_zero);
-            let mut changes = router.changes();
-            let acquire = revision.throttler.acquire();
-            tokio::pin!(acquire);
-            loop {
-                tokio::select! {
-                    acquired = &mut acquire => break Some(Ok(acquired)),
-                    () = expiry.as_mut() => break Some(Err(())),
-                    changed = changes.changed(), if changes.has_changed().is_ok() => {
-                        if changed.is_ok() && target().is_some_and(|t| t.name != revision.name) {
-                            break None;
-                        }
-                    }
-                }
-            }
-        };
-        let Some(acquired) = acquired else {
-            if let Some(next) = target() {
-                debug!(from = %revision.name, to = %next.name, "a waiting request follows its component's new revision");
-                counted = Counted::new(router, next.clone(), Instant::now());
-                *seen = Some(next.clone());
-                revision = next;
-            }
-            continue;
-        };
-        let permit = match acquired {
-            Ok(Ok(permit)) => {
-                if held_at_zero.replace(false) == Some(true) {
-                    revision.metrics.cold_start.observe(arrived.elapsed());
-                }
-                permit
-            }
-            Ok(Err(Rejected::QueueFull)) => {
-                warn!(revision = %revision.name, "queue full: answering 503");
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "pending request queue full",
-                );
-                r.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
-                );
-                return r;
-            }
-            Err(_) => return error(StatusCode::GATEWAY_TIMEOUT, "activator request timeout"),
+        let permit = ticket.permit(router, &routed, expiry.as_mut()).await;
+        *seen = Some(ticket.revision().clone());
+        let permit = match permit {
+            Ok(permit) => permit,
+            Err(answer) => return answer.into(),
         };
         let addr = permit.addr();
-        let h2 = revision.h2c();
+        let h2 = ticket.revision().h2c();
         let upgrade = client_upgrade.is_some();
         let pooled = if h2 {
             router.connections.h2(addr).map(Connection::H2)
@@ -481,15 +501,15 @@ async fn forward(
                 match made {
                     Ok(c) => (c, true),
                     Err(e) => {
-                        debug!(replica = %permit.replica(), error = %e, "replica refused the connection; retrying elsewhere");
-                        revision.exclude(permit.replica());
+                        ticket.refused(&permit, &e);
                         continue;
                     }
                 }
             }
         };
         let Some(body) = payload.take() else {
-            return error(StatusCode::BAD_GATEWAY, "the request body was already sent");
+            return Answer::error(StatusCode::BAD_GATEWAY, "the request body was already sent")
+                .into();
         };
         let again = fresh && payload.replayable();
         match send(
@@ -503,12 +523,25 @@ async fn forward(
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client_upgrade) = client_upgrade {
                         let upstream = hyper::upgrade::on(&mut response);
-                        tokio::spawn(tunnel(client_upgrade, upstream, permit, counted));
+                        tokio::spawn(tunnel(
+                            client_upgrade,
+                            upstream,
+                            permit,
+                            ticket.into_counted(),
+                        ));
                         let (parts, _) = response.into_parts();
                         return Response::from_parts(parts, empty());
                     }
                 }
-                return respond(router, response, connection, addr, permit, counted, expiry);
+                return respond(
+                    router,
+                    response,
+                    connection,
+                    addr,
+                    permit,
+                    ticket.into_counted(),
+                    expiry,
+                );
             }
             Sent::Unsent(back) => {
                 let (parts, body) = back.into_parts();
@@ -516,31 +549,18 @@ async fn forward(
                 payload.put_back(body);
                 continue;
             }
-            Sent::TimedOut => return error(StatusCode::GATEWAY_TIMEOUT, "request timeout"),
+            Sent::TimedOut => {
+                return Answer::error(StatusCode::GATEWAY_TIMEOUT, "request timeout").into()
+            }
             Sent::Failed(e) => {
-                // A new connection closed or reset before any answer: what Docker's port
-                // proxy does for a dead container, and what a replica that drops a connection
-                // at once looks like. Tried again (a few times at most); a replica that does
-                // it twice to the same request is taken out of the routing until the next
-                // status says it is ready.
                 let unanswered = e.is_incomplete_message()
                     || std::error::Error::source(&e)
                         .and_then(|s| s.downcast_ref::<std::io::Error>())
                         .is_some();
-                if fresh && unanswered && payload.replayable() && unanswered_tries < MAX_UNANSWERED
-                {
-                    unanswered_tries += 1;
-                    if unanswered_by.as_deref() == Some(permit.replica()) {
-                        revision.exclude(permit.replica());
-                    }
-                    unanswered_by = Some(permit.replica().to_string());
-                    debug!(replica = %permit.replica(), "a new connection closed unanswered; trying again");
+                if fresh && unanswered && payload.replayable() && ticket.try_again(&permit) {
                     continue;
                 }
-                // Broken while working on the request: probably gone.
-                revision.exclude(permit.replica());
-                warn!(revision = %revision.name, replica = %permit.replica(), error = %e, "replica failed the request");
-                return error(StatusCode::BAD_GATEWAY, &format!("replica failed: {e}"));
+                return ticket.failed(&permit, &e).into();
             }
         }
     }
@@ -593,7 +613,7 @@ impl Body for UpstreamBody {
 /// Request bodies of known length up to this size are kept until answered, so a request a
 /// dead replica swallowed can go to another one; larger ones stream and are never retried
 /// once sent.
-const KEPT_BODY_BYTES: u64 = 1024 * 1024;
+pub(crate) const KEPT_BODY_BYTES: u64 = 1024 * 1024;
 
 /// What goes to a replica, besides the body.
 struct Upstream {
@@ -662,7 +682,7 @@ impl Payload {
         headers: &HeaderMap,
         upgrade: bool,
         deadline: Instant,
-    ) -> Result<Payload, Box<Response<RouterBody>>> {
+    ) -> Result<Payload, Answer> {
         let length = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -674,14 +694,14 @@ impl Payload {
         }
         match tokio::time::timeout_at(deadline, body.collect()).await {
             Ok(Ok(collected)) => Ok(Payload::Kept(collected.to_bytes())),
-            Ok(Err(e)) => Err(Box::new(error(
+            Ok(Err(e)) => Err(Answer::error(
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the request body: {e}"),
-            ))),
-            Err(_) => Err(Box::new(error(
+            )),
+            Err(_) => Err(Answer::error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "request timeout",
-            ))),
+            )),
         }
     }
 
@@ -899,30 +919,6 @@ fn respond(
     Response::from_parts(parts, RouterBody::Replica(Box::new(body)))
 }
 
-/// Counts a request in its revision's statistics until dropped (the response body ended,
-/// or the request failed, or the client went away).
-struct Counted {
-    revision: Arc<Revision>,
-    epoch: std::time::Instant,
-}
-
-impl Counted {
-    /// Counts a request that arrived at `at`.
-    fn new(router: &Router, revision: Arc<Revision>, at: Instant) -> Counted {
-        revision.request_in(at.into_std().saturating_duration_since(router.epoch));
-        Counted {
-            revision,
-            epoch: router.epoch,
-        }
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.revision.request_out(self.epoch.elapsed());
-    }
-}
-
 /// What ends with the response body: the slot, the count, and the connection (back to the
 /// pool when the body was read to its end).
 struct Finish {
@@ -1005,22 +1001,27 @@ impl Drop for Tracked {
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), and
 /// `Transfer-Encoding`, which each hop sets itself.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::TRANSFER_ENCODING,
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "transfer-encoding",
 ];
+
+/// Whether a field (named in any case) is one of [`HOP_BY_HOP`].
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
 
 /// Drops hop-by-hop headers, including those the Connection header names. Most messages
 /// carry none: one pass over the headers finds that out.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| is_hop_by_hop(k.as_str())) {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -1033,7 +1034,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -1042,26 +1043,26 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// connection.
 pub(crate) struct Client {
     addr: SocketAddr,
-    header: HeaderValue,
+    pub(crate) header: HeaderValue,
 }
 
 impl Client {
-    fn new(addr: SocketAddr) -> Client {
+    pub(crate) fn new(addr: SocketAddr) -> Client {
         let header = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         Client { addr, header }
     }
 
-    fn ip(&self) -> std::net::IpAddr {
+    pub(crate) fn ip(&self) -> std::net::IpAddr {
         self.addr.ip()
     }
 }
 
 /// Prepares a request for a replica: hop-by-hop headers go (an upgrade's stay), the
 /// `X-Forwarded-*` headers say who asked and how, and an HTTP/2 request gets a Host.
-fn prepare_request(
+pub(crate) fn prepare_request(
     headers: &mut HeaderMap,
-    uri: &Uri,
+    scheme: Option<&str>,
     version: Version,
     host: Option<HeaderValue>,
     client: &Client,
@@ -1084,7 +1085,7 @@ fn prepare_request(
         }
     }
     if !headers.contains_key("x-forwarded-proto") {
-        let proto = match uri.scheme_str() {
+        let proto = match scheme {
             Some("https") => HeaderValue::from_static("https"),
             _ => HeaderValue::from_static("http"),
         };
@@ -1116,10 +1117,9 @@ mod tests {
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         let client = Client::new("127.0.0.9:5555".parse().unwrap());
-        let uri: Uri = "/v1/models/iris:predict".parse().unwrap();
         prepare_request(
             &mut headers,
-            &uri,
+            None,
             Version::HTTP_11,
             Some(HeaderValue::from_static("iris.default.localhost:8080")),
             &client,
@@ -1177,15 +1177,11 @@ mod tests {
         .await;
         pool.give_back(addr, h1);
         pool.reap();
-        assert_eq!(
-            pool.idle.lock().unwrap()[&addr].len(),
-            1,
-            "still open: kept"
-        );
+        assert_eq!(pool.h1.count(addr), 1, "still open: kept");
 
         close_tx.send(()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while pool.idle.lock().unwrap().contains_key(&addr) {
+        while pool.h1.count(addr) > 0 {
             assert!(
                 Instant::now() < deadline,
                 "the closed connection stayed in the pool"
@@ -1207,12 +1203,9 @@ mod tests {
         for _ in 1..IDLE_TICKS {
             pool.reap();
         }
-        assert!(
-            pool.idle.lock().unwrap().contains_key(&other_addr),
-            "not yet too old"
-        );
+        assert_eq!(pool.h1.count(other_addr), 1, "not yet too old");
         pool.reap();
-        assert!(!pool.idle.lock().unwrap().contains_key(&other_addr));
+        assert_eq!(pool.h1.count(other_addr), 0);
     }
 
     fn empty_upstream() -> UpstreamBody {
@@ -1224,10 +1217,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        let uri: Uri = "/ws".parse().unwrap();
         prepare_request(
             &mut headers,
-            &uri,
+            None,
             Version::HTTP_11,
             None,
             &Client::new("127.0.0.1:1".parse().unwrap()),
