@@ -347,6 +347,21 @@ impl Replica {
 }
 
 /// A 200 with a Content-Length.
+/// A listener for a replica the test drives byte by byte, and its port.
+async fn listen() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// The next connection to `listener`, with its first request head read.
+async fn first_request(listener: &TcpListener) -> Wire {
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut wire = Wire::new(stream);
+    let _ = wire.head().await;
+    wire
+}
+
 fn ok(body: impl AsRef<[u8]>) -> Vec<u8> {
     let body = body.as_ref();
     let mut out = format!(
@@ -505,13 +520,10 @@ async fn hop_by_hop_response_headers_do_not_reach_the_client() {
 
 #[tokio::test]
 async fn a_chunked_response_streams_to_the_client_chunk_by_chunk() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen().await;
     let (first_read, first_seen) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut wire = Wire::new(stream);
-        let _ = wire.head().await;
+        let mut wire = first_request(&listener).await;
         wire.send(
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
              transfer-encoding: chunked\r\n\r\n6\r\nfirst \r\n",
@@ -555,13 +567,10 @@ async fn a_chunked_response_streams_to_the_client_chunk_by_chunk() {
 /// connection stays open.
 #[tokio::test]
 async fn a_response_delimited_by_the_replica_closing_arrives_whole() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen().await;
     tokio::spawn(async move {
         // The first connection: a body without length, ended by closing.
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut wire = Wire::new(stream);
-        let _ = wire.head().await;
+        let mut wire = first_request(&listener).await;
         wire.send("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
             .await;
         for piece in ["until ", "the ", "end"] {
@@ -746,12 +755,9 @@ fn pattern(n: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_large_response_arrives_complete() {
     const SIZE: usize = 3 * 1024 * 1024;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen().await;
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut wire = Wire::new(stream);
-        let _ = wire.head().await;
+        let mut wire = first_request(&listener).await;
         wire.send(format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n\
              content-length: {SIZE}\r\n\r\n"
@@ -819,13 +825,10 @@ async fn an_unknown_host_gets_a_json_404_and_the_connection_goes_on() {
 
 #[tokio::test]
 async fn a_replica_that_never_answers_gets_the_client_a_504_at_the_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen().await;
     let (took, taken) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut wire = Wire::new(stream);
-        let _ = wire.head().await;
+        let _held = first_request(&listener).await;
         let _ = took.send(());
         // Holds the connection, never answering.
         std::future::pending::<()>().await;

@@ -351,28 +351,32 @@ pub(crate) async fn serve_hyper<I>(
         let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service);
         tokio::pin!(connection);
-        tokio::select! {
-            ended = connection.as_mut() => ended,
-            () = stopping => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        }
+        until_stopped(connection, stopping, |c| c.graceful_shutdown()).await
     } else {
         let connection = hyper::server::conn::http1::Builder::new()
             .serve_connection(io, service)
             .with_upgrades();
         tokio::pin!(connection);
-        tokio::select! {
-            ended = connection.as_mut() => ended,
-            () = stopping => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
-            }
-        }
+        until_stopped(connection, stopping, |c| c.graceful_shutdown()).await
     };
     if let Err(e) = ended {
         debug!(error = %e, "connection ended");
+    }
+}
+
+/// Drives `connection` until it ends; once `stopping` comes, `shut_down` tells it to finish
+/// its requests in flight and close.
+async fn until_stopped<F: Future>(
+    mut connection: Pin<&mut F>,
+    stopping: impl Future<Output = ()>,
+    shut_down: impl FnOnce(Pin<&mut F>),
+) -> F::Output {
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stopping => {
+            shut_down(connection.as_mut());
+            connection.await
+        }
     }
 }
 
