@@ -10,3 +10,4 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod scaling;
+pub mod traffic;
