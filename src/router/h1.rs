@@ -385,7 +385,7 @@ impl Conn {
             }
         };
         let done = self
-            .routed(head, &route.routed, arrived, expiry, stopping)
+            .routed(&router, head, &route.routed, arrived, expiry, stopping)
             .await;
         self.route = Some(route);
         done
@@ -394,14 +394,14 @@ impl Conn {
     /// Answers the request at the front of the buffer, routed.
     async fn routed(
         &mut self,
+        router: &Router,
         head: RequestHead,
         routed: &Routed,
         arrived: Instant,
         mut expiry: Pin<&mut Sleep>,
         stopping: bool,
     ) -> Done {
-        let router = self.router.clone();
-        let revision = match ticket::target(&router, routed) {
+        let revision = match ticket::target(router, routed) {
             Ok(revision) => revision,
             Err(answer) => return self.answer_unread(&head, answer, stopping).await,
         };
@@ -409,7 +409,7 @@ impl Conn {
         if revision.h2c() {
             return Done::Other;
         }
-        let ticket = Ticket::new(&router, revision, arrived);
+        let ticket = Ticket::new(router, revision, arrived);
         expiry.as_mut().reset(ticket.deadline());
         let close = head.close || stopping;
 
@@ -425,8 +425,7 @@ impl Conn {
                     }
                 }
                 () = expiry.as_mut() => {
-                    let answer = Answer::error(StatusCode::GATEWAY_TIMEOUT, "request timeout");
-                    return self.answer(Some(&ticket), answer, true).await;
+                    return self.answer(Some(&ticket), Answer::request_timeout(), true).await;
                 }
             }
         }
@@ -448,7 +447,7 @@ impl Conn {
             head_request,
             close,
         };
-        let done = self.send(&outgoing, &router, ticket, expiry).await;
+        let done = self.send(&outgoing, router, ticket, expiry).await;
         self.request = upstream_request;
         done
     }
@@ -516,10 +515,10 @@ impl Conn {
                 },
             };
             let written = tokio::select! {
+                biased;
                 written = upstream.stream.write_all(upstream_request) => written,
                 () = expiry.as_mut() => {
-                    let answer = Answer::error(StatusCode::GATEWAY_TIMEOUT, "request timeout");
-                    return self.answer(Some(&ticket), answer, close).await;
+                    return self.answer(Some(&ticket), Answer::request_timeout(), close).await;
                 }
             };
             if let Err(e) = written {
@@ -541,8 +540,9 @@ impl Conn {
                 Head::Ready(response) => response,
                 Head::ClientGone => return Done::Close,
                 Head::TimedOut => {
-                    let answer = Answer::error(StatusCode::GATEWAY_TIMEOUT, "request timeout");
-                    return self.answer(Some(&ticket), answer, close).await;
+                    return self
+                        .answer(Some(&ticket), Answer::request_timeout(), close)
+                        .await;
                 }
                 Head::Ended(e) => {
                     // Nothing came back on a new connection: the request never reached a

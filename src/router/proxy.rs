@@ -553,9 +553,7 @@ async fn forward(
                 payload.put_back(body);
                 continue;
             }
-            Sent::TimedOut => {
-                return Answer::error(StatusCode::GATEWAY_TIMEOUT, "request timeout").into()
-            }
+            Sent::TimedOut => return Answer::request_timeout().into(),
             Sent::Failed(e) => {
                 let unanswered = e.is_incomplete_message()
                     || std::error::Error::source(&e)
@@ -702,10 +700,7 @@ impl Payload {
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the request body: {e}"),
             )),
-            Err(_) => Err(Answer::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "request timeout",
-            )),
+            Err(_) => Err(Answer::request_timeout()),
         }
     }
 

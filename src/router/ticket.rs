@@ -48,6 +48,12 @@ impl Answer {
         Answer::new(status, "text/plain; charset=utf-8", format!("{message}\n"))
     }
 
+    /// The request's deadline passed before the answer's head, outside the wait for a slot
+    /// (there it is the activator's timeout).
+    pub fn request_timeout() -> Answer {
+        Answer::error(StatusCode::GATEWAY_TIMEOUT, "request timeout")
+    }
+
     fn retry_after(mut self) -> Answer {
         self.retry_after = true;
         self
