@@ -11,8 +11,8 @@ use tracing::{info, warn};
 
 use super::model::{ModelAccess, ModelFor};
 use super::plan::{
-    component_status, conditions, new_revisions, plan, Action, ComponentId, ComponentStatus,
-    Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, Pending,
+    component_split, component_status, conditions, new_revisions, plan, Action, ComponentId,
+    ComponentStatus, Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, Pending,
     BACKOFF_RESET_AFTER,
 };
 use crate::gpu::{class_for, Inventory};
@@ -23,7 +23,7 @@ use crate::runtime::{
 use crate::scheduler::{self, Allocation, Host};
 use crate::spec::catalog::Catalog;
 use crate::storage::models::ModelView;
-use crate::store::{RevisionRecord, Store};
+use crate::store::{ComponentRecord, RevisionRecord, Store};
 use crate::watch::FolderState;
 
 /// Settings the reconciler takes from the daemon config.
@@ -151,6 +151,8 @@ struct Shared {
     ever_ready: Mutex<std::collections::BTreeSet<String>>,
     /// Resources placed for replicas being created (no container to read them from yet).
     reserved: Mutex<BTreeMap<(String, u32), Allocation>>,
+    /// Each component's rollout bookkeeping, as saved in the store.
+    records: Mutex<BTreeMap<ComponentId, ComponentRecord>>,
     events: Mutex<Vec<Event>>,
     wake: Notify,
     epoch: Instant,
@@ -197,6 +199,10 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
     publish: watch::Sender<RuntimeStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let records = store.components().unwrap_or_else(|e| {
+        warn!(error = %e, "cannot read the rollout records; traffic starts from the revisions");
+        BTreeMap::new()
+    });
     let shared = Arc::new(Shared {
         supervision: Mutex::new(HashMap::new()),
         failures: Mutex::new(BTreeMap::new()),
@@ -205,6 +211,7 @@ pub async fn run<R: ContainerRuntime + ContainerEvents>(
         pending: Mutex::new(BTreeMap::new()),
         ever_ready: Mutex::new(Default::default()),
         reserved: Mutex::new(BTreeMap::new()),
+        records: Mutex::new(records),
         events: Mutex::new(Vec::new()),
         wake: Notify::new(),
         epoch: Instant::now(),
@@ -399,6 +406,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             }
         }
     }
+    observed.records = keep_records(store, shared, &desired, &revisions, &observed);
     let now = shared.now();
     let decided = plan(&revisions, &desired, &observed, now);
     let mut allocations = allocations_of(&containers);
@@ -541,6 +549,63 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
                 .map_or(now + PROGRESS_EVERY, |t| t.min(now + PROGRESS_EVERY)),
         ),
         None => decided.wake_at,
+    }
+}
+
+/// Brings each desired component's rollout record up to date with its traffic split now,
+/// saves what changed (and forgets components no longer desired, as KServe's status goes with
+/// its InferenceService), and returns the records to plan with. When the store cannot be
+/// written the old records stay, so the next pass tries again.
+fn keep_records(
+    store: &Store,
+    shared: &Shared,
+    desired: &[DesiredEntry],
+    revisions: &[RevisionRecord],
+    observed: &Observed,
+) -> BTreeMap<ComponentId, ComponentRecord> {
+    let mut records = shared.records.lock().unwrap();
+    let mut current = observed.clone();
+    current.records = records.clone();
+    let next: BTreeMap<ComponentId, ComponentRecord> = desired
+        .iter()
+        .map(|d| {
+            let (_, kept) = component_split(&d.id, d, revisions, &current);
+            (d.id.clone(), kept)
+        })
+        .collect();
+    let changed = next.iter().filter(|(id, r)| records.get(*id) != Some(*r));
+    let removed = records.keys().filter(|id| !next.contains_key(*id));
+    if changed.clone().next().is_none() && removed.clone().next().is_none() {
+        return next;
+    }
+    for (id, r) in changed.clone() {
+        if let Some(latest) = &r.rollout.latest_rolledout_revision {
+            let before = records
+                .get(id)
+                .and_then(|b| b.rollout.latest_rolledout_revision.as_ref());
+            if before != Some(latest) {
+                shared.event(
+                    &id.namespace,
+                    &id.service,
+                    false,
+                    "RolledOut",
+                    format!(
+                        "{}: revision {latest} is the rolled-out revision",
+                        id.component
+                    ),
+                );
+            }
+        }
+    }
+    match store.save_components(changed, removed) {
+        Ok(()) => {
+            *records = next.clone();
+            next
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot save the rollout records; trying again next pass");
+            records.clone()
+        }
     }
 }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::traffic::{self, Split};
 use crate::runtime::ContainerState;
 use crate::spec::normalize::DesiredComponent;
-use crate::store::RevisionRecord;
+use crate::store::{ComponentRecord, RevisionRecord};
 
 /// Kubernetes' CrashLoopBackOff: 10 s, doubling, capped at 5 min, reset after 10 min of good
 /// running.
@@ -138,6 +139,8 @@ pub struct Observed {
     pub scale: BTreeMap<String, u32>,
     /// Revisions whose replicas wait for their model.
     pub models: BTreeMap<String, ModelWait>,
+    /// Each component's rollout bookkeeping as last kept (the store's copy).
+    pub records: BTreeMap<ComponentId, ComponentRecord>,
 }
 
 /// Why a revision's replicas are not created yet: their model.
@@ -257,34 +260,48 @@ pub fn plan(
             _ => None,
         };
         let target = rolled_back.unwrap_or(newest);
-        let want = wanted_replicas(&entry.component, &target.name, observed);
-        let mine: Vec<&ObservedReplica> = observed
-            .replicas
+        // A canary keeps the rolled-out revision it shares the traffic with: that one runs
+        // (and scales) on its own, and is never stopped to make room for the canary.
+        let split = component_split(id, entry, revisions, observed).0;
+        let pinned: BTreeSet<&str> = split
+            .traffic
             .iter()
-            .filter(|r| r.revision == target.name && !observed.stopping.contains(&r.container_id))
+            .filter(|t| !t.latest_revision)
+            .map(|t| t.revision_name.as_str())
             .collect();
-        for index in 0..want {
-            let exists = mine.iter().any(|r| r.replica == index)
-                || observed.creating.contains(&(target.name.clone(), index));
-            if exists {
-                continue;
-            }
-            match observed.failures.get(&(target.name.clone(), index)) {
-                Some(f) => {
-                    let retry_at = f.at + backoff(f.attempts.saturating_sub(1));
-                    if now >= retry_at {
-                        out.actions.push(Action::Create {
-                            revision: target.name.clone(),
-                            replica: index,
-                        });
-                    } else {
-                        wake(retry_at, &mut out);
-                    }
+        let want = wanted_replicas(&entry.component, &target.name, observed);
+        let replicas_of = |revision: &str| -> Vec<&ObservedReplica> {
+            observed
+                .replicas
+                .iter()
+                .filter(|r| r.revision == revision && !observed.stopping.contains(&r.container_id))
+                .collect()
+        };
+        let mine = replicas_of(&target.name);
+        let filled = std::iter::once(target.name.as_str())
+            .chain(pinned.iter().copied().filter(|p| *p != target.name));
+        for revision in filled {
+            let existing = replicas_of(revision);
+            for index in 0..wanted_replicas(&entry.component, revision, observed) {
+                let key = (revision.to_string(), index);
+                if existing.iter().any(|r| r.replica == index) || observed.creating.contains(&key) {
+                    continue;
                 }
-                None => out.actions.push(Action::Create {
-                    revision: target.name.clone(),
+                let create = Action::Create {
+                    revision: key.0.clone(),
                     replica: index,
-                }),
+                };
+                match observed.failures.get(&key) {
+                    Some(f) => {
+                        let retry_at = f.at + backoff(f.attempts.saturating_sub(1));
+                        if now >= retry_at {
+                            out.actions.push(create);
+                        } else {
+                            wake(retry_at, &mut out);
+                        }
+                    }
+                    None => out.actions.push(create),
+                }
             }
         }
         let target_ready = mine.iter().filter(|r| r.ready && r.replica < want).count() as u32;
@@ -300,6 +317,7 @@ pub fn plan(
             ComponentId::eq(&r.component, id) && !observed.stopping.contains(&r.container_id)
         }) {
             let is_target = r.revision == target.name;
+            let is_pinned = pinned.contains(r.revision.as_str());
             if known
                 .get(r.revision.as_str())
                 .is_some_and(|k| k.key != r.spec_hash)
@@ -310,14 +328,15 @@ pub fn plan(
                 });
                 continue;
             }
-            if is_target && r.replica >= want {
+            let wanted = wanted_replicas(&entry.component, &r.revision, observed);
+            if (is_target || is_pinned) && r.replica >= wanted {
                 out.actions.push(Action::Retire {
                     container_id: r.container_id.clone(),
-                    reason: format!("scaled to {want} replicas"),
+                    reason: format!("scaled to {wanted} replicas"),
                 });
                 continue;
             }
-            if !is_target && rolled_back.is_some() {
+            if !is_target && !is_pinned && rolled_back.is_some() {
                 out.actions.push(Action::Retire {
                     container_id: r.container_id.clone(),
                     reason: format!(
@@ -327,7 +346,7 @@ pub fn plan(
                 });
                 continue;
             }
-            if !is_target && swap {
+            if !is_target && !is_pinned && swap {
                 out.actions.push(Action::Retire {
                     container_id: r.container_id.clone(),
                     reason: format!(
@@ -337,7 +356,8 @@ pub fn plan(
                 });
                 continue;
             }
-            if !is_target && (rolled_out || !known.contains_key(r.revision.as_str())) {
+            if !is_target && !is_pinned && (rolled_out || !known.contains_key(r.revision.as_str()))
+            {
                 out.actions.push(Action::Retire {
                     container_id: r.container_id.clone(),
                     reason: format!("replaced by revision {}", target.name),
@@ -384,7 +404,14 @@ pub struct ComponentStatus {
     pub component: String,
     pub latest_created_revision: Option<String>,
     pub latest_ready_revision: Option<String>,
-    /// 100 % to the latest ready revision (until canary rollouts).
+    /// The last revision that had 100 % of the traffic (KServe's rollout bookkeeping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_rolledout_revision: Option<String>,
+    /// The one rolled out before it: where a rollback after a promotion goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_rolledout_revision: Option<String>,
+    /// Where requests go: the latest ready revision, and with `canaryTrafficPercent` the
+    /// rolled-out one beside it (tag `prev`). Empty while no revision is ready.
     pub traffic: Vec<TrafficTarget>,
     pub ready: bool,
     /// Why it is not ready, when it is not.
@@ -397,61 +424,107 @@ pub struct ComponentStatus {
 pub struct TrafficTarget {
     pub revision_name: String,
     pub percent: u32,
+    /// Knative's `latestRevision`: the entry that follows the latest ready revision.
     pub latest_revision: bool,
+    /// `latest` or `prev`: the target has its own host, `<tag>-<isvc>-<component>.<ns>...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
-/// The status of one component from its revisions and replicas. A revision is ready when all
-/// its wanted replicas are.
+/// A component's revisions, oldest first.
+fn revisions_of<'a>(id: &ComponentId, revisions: &'a [RevisionRecord]) -> Vec<&'a RevisionRecord> {
+    let mut mine: Vec<&RevisionRecord> = revisions
+        .iter()
+        .filter(|r| ComponentId::of(r) == *id)
+        .collect();
+    mine.sort_by_key(|r| r.number);
+    mine
+}
+
+/// Whether a revision has come up, as Knative's `latestReadyRevision` counts it: a replica is
+/// ready, or it runs none on purpose (scaled to zero, a request wakes it) and it is the latest
+/// or was ready once since the daemon started.
+fn came_up(entry: &DesiredEntry, revision: &str, latest: bool, observed: &Observed) -> bool {
+    observed
+        .replicas
+        .iter()
+        .any(|r| r.revision == revision && r.ready)
+        || (wanted_replicas(&entry.component, revision, observed) == 0
+            && (latest || observed.ever_ready.contains(revision)))
+}
+
+/// A component's traffic split now, and the record to keep for it: [`traffic::split`] over
+/// its revisions. A revision counts as ready when it came up, or when the record says it did
+/// (it was the latest ready or rolled out before this daemon started), so a restart does not
+/// move the traffic.
+pub fn component_split(
+    id: &ComponentId,
+    entry: &DesiredEntry,
+    revisions: &[RevisionRecord],
+    observed: &Observed,
+) -> (Split, ComponentRecord) {
+    let record = observed.records.get(id).cloned().unwrap_or_default();
+    let mine = revisions_of(id, revisions);
+    let remembered = |name: &str| {
+        [
+            &record.latest_ready_revision,
+            &record.rollout.latest_rolledout_revision,
+            &record.rollout.previous_rolledout_revision,
+        ]
+        .into_iter()
+        .any(|r| r.as_deref() == Some(name))
+    };
+    let history: Vec<traffic::Revision> = mine
+        .iter()
+        .enumerate()
+        .map(|(i, r)| traffic::Revision {
+            name: r.name.clone(),
+            ready: came_up(entry, &r.name, i + 1 == mine.len(), observed) || remembered(&r.name),
+        })
+        .collect();
+    let scaling = &entry.component.scaling;
+    let split = traffic::split(
+        &history,
+        &record.rollout,
+        scaling.canary_traffic_percent,
+        scaling.tag_routing,
+    );
+    let kept = ComponentRecord {
+        rollout: split.rollout.clone(),
+        latest_ready_revision: split.latest_ready_revision.clone(),
+    };
+    (split, kept)
+}
+
+/// The status of one component from its revisions, replicas and rollout record. It is ready
+/// when its latest revision has come up.
 pub fn component_status(
     id: &ComponentId,
     entry: &DesiredEntry,
     revisions: &[RevisionRecord],
     observed: &Observed,
 ) -> ComponentStatus {
-    let mut mine: Vec<&RevisionRecord> = revisions
-        .iter()
-        .filter(|r| ComponentId::of(r) == *id)
-        .collect();
-    mine.sort_by_key(|r| r.number);
-    let ready_count = |rev: &str| {
-        observed
-            .replicas
-            .iter()
-            .filter(|r| r.revision == rev && r.ready)
-            .count() as u32
-    };
-    let latest = mine.last().map(|r| r.name.clone());
-    // As Knative's latestReadyRevision: the newest revision that has come up (a replica
-    // ready), kept while some of its replicas restart or more are added in place, and while
-    // it is scaled to zero (a request wakes it).
-    let latest_ready = mine
-        .iter()
-        .rev()
-        .find(|r| {
-            ready_count(&r.name) >= 1
-                || (wanted_replicas(&entry.component, &r.name, observed) == 0
-                    && (Some(&r.name) == latest.as_ref() || observed.ever_ready.contains(&r.name)))
-        })
-        .map(|r| r.name.clone());
-    let traffic = latest_ready
-        .iter()
-        .map(|name| TrafficTarget {
-            revision_name: name.clone(),
-            percent: 100,
-            latest_revision: Some(name) == latest.as_ref(),
-        })
-        .collect();
-    let ready = latest_ready.is_some() && latest_ready == latest;
+    let (split, _) = component_split(id, entry, revisions, observed);
+    let latest = split.latest_created_revision;
+    let ready = latest
+        .as_deref()
+        .is_some_and(|l| came_up(entry, l, true, observed));
     let (reason, message) = if ready {
         (None, None)
     } else {
-        not_ready_reason(latest.as_deref(), latest_ready.as_deref(), observed)
+        not_ready_reason(
+            latest.as_deref(),
+            split.latest_ready_revision.as_deref(),
+            observed,
+        )
     };
     ComponentStatus {
         component: id.component.clone(),
         latest_created_revision: latest,
-        latest_ready_revision: latest_ready,
-        traffic,
+        latest_ready_revision: split.latest_ready_revision,
+        latest_rolledout_revision: split.rollout.latest_rolledout_revision,
+        previous_rolledout_revision: split.rollout.previous_rolledout_revision,
+        traffic: split.traffic,
         ready,
         reason,
         message,
@@ -909,6 +982,158 @@ mod tests {
         );
     }
 
+    fn with_canary(mut e: DesiredEntry, percent: Option<i64>) -> DesiredEntry {
+        e.component.scaling.canary_traffic_percent = percent;
+        e
+    }
+
+    fn record(latest_ready: &str, rolled_out: &str, previous: Option<&str>) -> ComponentRecord {
+        ComponentRecord {
+            rollout: traffic::Rollout {
+                latest_rolledout_revision: Some(rolled_out.into()),
+                previous_rolledout_revision: previous.map(Into::into),
+            },
+            latest_ready_revision: Some(latest_ready.into()),
+        }
+    }
+
+    fn percents(s: &ComponentStatus) -> Vec<(&str, u32, Option<&str>)> {
+        s.traffic
+            .iter()
+            .map(|t| (t.revision_name.as_str(), t.percent, t.tag.as_deref()))
+            .collect()
+    }
+
+    /// Two revisions of `iris`: 00001 runs img:1, 00002 runs img:2 (the desired one).
+    fn two_revisions(percent: Option<i64>) -> (DesiredEntry, Vec<RevisionRecord>) {
+        let d = with_canary(entry("img:2", 1), percent);
+        let mut revisions = new_revisions(&[], &[entry("img:1", 1)], 1);
+        revisions.extend(new_revisions(&revisions, std::slice::from_ref(&d), 2));
+        (d, revisions)
+    }
+
+    const OLD: &str = "iris-predictor-00001";
+    const NEW: &str = "iris-predictor-00002";
+
+    #[test]
+    fn a_canary_runs_beside_the_rolled_out_revision_which_keeps_its_replicas() {
+        let (d, revisions) = two_revisions(Some(10));
+        let desired = [d.clone()];
+        let mut observed = keyed(
+            Observed {
+                replicas: vec![
+                    replica(OLD, 0, ContainerState::Running, true),
+                    replica(NEW, 0, ContainerState::Running, true),
+                ],
+                ..Default::default()
+            },
+            &revisions,
+        );
+        observed.records.insert(id(), record(OLD, OLD, None));
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert_eq!(percents(&s), [(NEW, 10, None), (OLD, 90, Some("prev"))]);
+        assert_eq!(s.latest_rolledout_revision.as_deref(), Some(OLD));
+        assert!(s.ready);
+        // The new one is ready, but the old one is not replaced: it carries 90 %.
+        assert!(plan(&revisions, &desired, &observed, T0).actions.is_empty());
+        // It runs and scales on its own: the autoscaler wants 2 of it.
+        observed.scale.insert(OLD.into(), 2);
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [create(OLD, 1)]
+        );
+        // And is never stopped to make room for the canary: the canary waits instead.
+        observed.scale.clear();
+        observed.replicas.retain(|r| r.revision == OLD);
+        observed.pending.insert(
+            (NEW.into(), 0),
+            Pending {
+                reason: "0/1 GPUs available: 1 is allocated.".into(),
+                swap: true,
+            },
+        );
+        assert_eq!(
+            plan(&revisions, &desired, &observed, T0).actions,
+            [create(NEW, 0)]
+        );
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert_eq!(
+            percents(&s),
+            [(OLD, 10, None), (OLD, 90, Some("prev"))],
+            "a canary that is not ready leaves its share with the rolled-out revision"
+        );
+        assert_eq!(s.reason.as_deref(), Some("Unschedulable"));
+    }
+
+    #[test]
+    fn promotion_replaces_the_old_revision_and_rollback_brings_it_back() {
+        // Promoted: canaryTrafficPercent removed.
+        let (d, revisions) = two_revisions(None);
+        let mut observed = keyed(
+            Observed {
+                replicas: vec![
+                    replica(OLD, 0, ContainerState::Running, true),
+                    replica(NEW, 0, ContainerState::Running, true),
+                ],
+                ..Default::default()
+            },
+            &revisions,
+        );
+        observed.records.insert(id(), record(NEW, OLD, None));
+        let (split, kept) = component_split(&id(), &d, &revisions, &observed);
+        assert_eq!(kept, record(NEW, NEW, Some(OLD)));
+        assert_eq!(split.traffic.len(), 1);
+        observed.records.insert(id(), kept);
+        assert_eq!(
+            plan(&revisions, std::slice::from_ref(&d), &observed, T0).actions,
+            [retire(
+                "iris-predictor-00001-0",
+                "replaced by revision iris-predictor-00002"
+            )]
+        );
+        // Rollback after the promotion: canaryTrafficPercent 0 on the promoted spec. The old
+        // revision (stopped by now) gets everything back and is started again.
+        let rolled_back = with_canary(d, Some(0));
+        observed.replicas.retain(|r| r.revision == NEW);
+        let (split, kept) = component_split(&id(), &rolled_back, &revisions, &observed);
+        assert_eq!(kept, record(NEW, OLD, Some(OLD)));
+        assert_eq!(
+            split
+                .traffic
+                .iter()
+                .map(|t| (t.revision_name.as_str(), t.percent))
+                .collect::<Vec<_>>(),
+            [(NEW, 0), (OLD, 100)]
+        );
+        observed.records.insert(id(), kept);
+        assert_eq!(
+            plan(&revisions, &[rolled_back], &observed, T0).actions,
+            [create(OLD, 0)]
+        );
+    }
+
+    #[test]
+    fn the_record_keeps_the_split_while_replicas_come_back_after_a_restart() {
+        // A daemon restart: nothing is ready yet, nothing was ready since it started.
+        let (d, revisions) = two_revisions(Some(25));
+        let mut observed = keyed(
+            Observed {
+                replicas: vec![
+                    replica(OLD, 0, ContainerState::Running, false),
+                    replica(NEW, 0, ContainerState::Running, false),
+                ],
+                ..Default::default()
+            },
+            &revisions,
+        );
+        let without = component_status(&id(), &d, &revisions, &observed);
+        assert!(without.traffic.is_empty(), "{:?}", without.traffic);
+        observed.records.insert(id(), record(NEW, OLD, None));
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert_eq!(percents(&s), [(NEW, 25, None), (OLD, 75, Some("prev"))]);
+        assert!(plan(&revisions, &[d], &observed, T0).actions.is_empty());
+    }
+
     #[test]
     fn status_names_the_latest_ready_revision_and_why_not_ready() {
         let d = entry("img:2", 1);
@@ -948,7 +1173,8 @@ mod tests {
             [TrafficTarget {
                 revision_name: "iris-predictor-00001".into(),
                 percent: 100,
-                latest_revision: false
+                latest_revision: true,
+                tag: None,
             }]
         );
         assert!(!s.ready);

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use super::executor::RuntimeStatus;
+use super::plan::ComponentStatus;
 use crate::autoscaler::decider::{Collector, Decider, DeciderSpec, Stat, TICK_INTERVAL};
 use crate::autoscaler::kpa::{KpaSpec, PodAutoscaler, DEFAULT_PROGRESS_DEADLINE};
 use crate::router::Router;
@@ -62,6 +63,7 @@ fn unix_now() -> i64 {
 /// One autoscaled revision.
 struct Scaled {
     settings: Autoscaling,
+    reachable: bool,
     decider: Decider,
     pa: PodAutoscaler,
     view: ScaleView,
@@ -70,9 +72,11 @@ struct Scaled {
     reported_early: bool,
 }
 
-/// The revisions the autoscaler sizes: each desired component's newest revision, with its
-/// settings.
-fn autoscaled(folder: &FolderState, status: &RuntimeStatus) -> BTreeMap<String, Autoscaling> {
+/// The revisions the autoscaler sizes, with their settings and whether traffic reaches them.
+fn autoscaled(
+    folder: &FolderState,
+    status: &RuntimeStatus,
+) -> BTreeMap<String, (Autoscaling, bool)> {
     let mut out = BTreeMap::new();
     for entry in folder.catalog.services.values() {
         let Some(desired) = entry.desired.as_ref() else {
@@ -85,14 +89,36 @@ fn autoscaled(folder: &FolderState, status: &RuntimeStatus) -> BTreeMap<String, 
             continue;
         };
         for component in &desired.components {
-            let latest = service
+            let Some(c) = service
                 .components
                 .iter()
                 .find(|c| c.component == component.kind.as_str())
-                .and_then(|c| c.latest_created_revision.clone());
-            if let Some(latest) = latest {
-                out.insert(latest, component.scaling.autoscaling.clone());
+            else {
+                continue;
+            };
+            for (revision, reachable) in sized(c) {
+                out.insert(revision, (component.scaling.autoscaling.clone(), reachable));
             }
+        }
+    }
+    out
+}
+
+/// A component's revisions the autoscaler sizes, and whether traffic reaches each (Knative's
+/// `Reachability`): its traffic targets, and its latest revision while it comes up. A target
+/// with 0 % (a pinned canary, the old revision after a promotion... ) is unreachable: it has
+/// no floor and scales to zero once idle; a request to its tag host still wakes it.
+fn sized(c: &ComponentStatus) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for t in &c.traffic {
+        match out.iter_mut().find(|(name, _)| *name == t.revision_name) {
+            Some((_, reachable)) => *reachable |= t.percent > 0,
+            None => out.push((t.revision_name.clone(), t.percent > 0)),
+        }
+    }
+    if let Some(latest) = &c.latest_created_revision {
+        if !out.iter().any(|(name, _)| name == latest) {
+            out.push((latest.clone(), true));
         }
     }
     out
@@ -113,10 +139,10 @@ fn ready_of(ready: &BTreeMap<String, i32>, revision: &str) -> i32 {
     ready.get(revision).copied().unwrap_or(0)
 }
 
-fn specs(settings: &Autoscaling) -> (DeciderSpec, KpaSpec) {
+fn specs(settings: &Autoscaling, reachable: bool) -> (DeciderSpec, KpaSpec) {
     (
-        DeciderSpec::for_settings(settings, true),
-        KpaSpec::for_settings(settings, true, DEFAULT_PROGRESS_DEADLINE),
+        DeciderSpec::for_settings(settings, reachable),
+        KpaSpec::for_settings(settings, reachable, DEFAULT_PROGRESS_DEADLINE),
     )
 }
 
@@ -209,26 +235,27 @@ pub async fn run(
     }
 }
 
-/// Adds deciders for new revisions, updates changed settings, drops revisions no longer the
-/// newest of a component.
+/// Adds deciders for new revisions, updates changed settings and reachability, drops
+/// revisions no longer sized.
 fn track(
     revisions: &mut BTreeMap<String, Scaled>,
-    wanted: BTreeMap<String, Autoscaling>,
+    wanted: BTreeMap<String, (Autoscaling, bool)>,
     ready: &BTreeMap<String, i32>,
     now: Duration,
 ) {
     revisions.retain(|name, _| wanted.contains_key(name));
-    for (name, settings) in wanted {
+    for (name, (settings, reachable)) in wanted {
         match revisions.get_mut(&name) {
-            Some(scaled) if scaled.settings != settings => {
-                let (decider, kpa) = specs(&settings);
+            Some(scaled) if scaled.settings != settings || scaled.reachable != reachable => {
+                let (decider, kpa) = specs(&settings, reachable);
                 scaled.decider.update(decider);
                 scaled.pa.update(kpa);
                 scaled.settings = settings;
+                scaled.reachable = reachable;
             }
             Some(_) => {}
             None => {
-                let (decider_spec, kpa) = specs(&settings);
+                let (decider_spec, kpa) = specs(&settings, reachable);
                 let ready = ready_of(ready, &name);
                 let collector = Collector::for_settings(&settings);
                 let decider = Decider::new(decider_spec, collector, ready, now);
@@ -251,6 +278,7 @@ fn track(
                     name,
                     Scaled {
                         settings,
+                        reachable,
                         decider,
                         pa,
                         view,

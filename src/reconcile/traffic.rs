@@ -22,10 +22,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::reconcile::plan::TrafficTarget;
 
-/// The annotation that adds the `latest` tag to the latest revision's target
-/// (`constants.EnableRoutingTagAnnotationKey`).
-pub const ENABLE_TAG_ROUTING_ANNOTATION: &str = "serving.kserve.io/enable-tag-routing";
-
 /// Tag of the latest revision's target, set only with tag routing enabled.
 pub const LATEST_TAG: &str = "latest";
 
@@ -53,18 +49,6 @@ pub struct Rollout {
     pub previous_rolledout_revision: Option<String>,
 }
 
-/// A traffic target with its Knative tag (`latest`, `prev`); the tag gives the target its own
-/// host (`<tag>-<ksvc>.<ns>.<domain>`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaggedTarget {
-    /// Revision, percent and whether it is the `latestRevision` entry.
-    #[serde(flatten)]
-    pub target: TrafficTarget,
-    /// `tag`: `latest`, `prev` or none.
-    pub tag: Option<String>,
-}
-
 /// One entry of the Knative Service's `spec.traffic` as KServe writes it: either the latest
 /// ready revision (`latestRevision: true`) or a named one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +68,7 @@ pub struct RouteTarget {
 pub struct Split {
     /// `traffic`: Knative's resolved targets, in KServe's order (latest first, then `prev`);
     /// 0 % entries are kept, as Knative lists them. Empty while no revision is ready.
-    pub traffic: Vec<TaggedTarget>,
+    pub traffic: Vec<TrafficTarget>,
     /// The new bookkeeping, to be kept for the next call (and across restarts).
     pub rollout: Rollout,
     /// `latestReadyRevision`: the newest revision that is ready.
@@ -98,7 +82,7 @@ pub struct Split {
 /// `revisions`: the component's revisions, oldest first (one per spec change, as Knative
 /// creates them). `previous`: the bookkeeping from the last call. `canary_traffic_percent`:
 /// the component's `canaryTrafficPercent` (validation keeps it in 0..=100; it is clamped
-/// here). `enable_tag_routing`: the [`ENABLE_TAG_ROUTING_ANNOTATION`] is `"true"`.
+/// here). `enable_tag_routing`: the [`crate::spec::normalize::ENABLE_TAG_ROUTING_ANNOTATION`] is `"true"`.
 ///
 /// - No field, or no `latestRolledoutRevision` yet: 100 % to the latest ready revision.
 /// - `p` with a `latestRolledoutRevision` R: `p` % to the latest ready revision, `100 - p` % to
@@ -191,21 +175,19 @@ pub fn route_spec(
 
 /// Knative's `status.traffic` for a `spec.traffic`: a `latestRevision` target goes to the
 /// latest ready revision. Without a ready revision the route has no targets.
-pub fn resolve(spec: &[RouteTarget], latest_ready_revision: Option<&str>) -> Vec<TaggedTarget> {
+pub fn resolve(spec: &[RouteTarget], latest_ready_revision: Option<&str>) -> Vec<TrafficTarget> {
     let Some(latest_ready) = latest_ready_revision else {
         return Vec::new();
     };
     spec.iter()
-        .map(|t| TaggedTarget {
-            target: TrafficTarget {
-                revision_name: if t.latest_revision {
-                    latest_ready.to_string()
-                } else {
-                    t.revision_name.clone().unwrap_or_default()
-                },
-                percent: t.percent,
-                latest_revision: t.latest_revision,
+        .map(|t| TrafficTarget {
+            revision_name: if t.latest_revision {
+                latest_ready.to_string()
+            } else {
+                t.revision_name.clone().unwrap_or_default()
             },
+            percent: t.percent,
+            latest_revision: t.latest_revision,
             tag: t.tag.clone(),
         })
         .collect()
@@ -223,7 +205,7 @@ pub fn resolve(spec: &[RouteTarget], latest_ready_revision: Option<&str>) -> Vec
 ///   (rollback after promotion).
 pub fn propagate(
     rollout: &Rollout,
-    traffic: &[TaggedTarget],
+    traffic: &[TrafficTarget],
     latest_ready_revision: Option<&str>,
     latest_created_revision: Option<&str>,
 ) -> Rollout {
@@ -234,23 +216,23 @@ pub fn propagate(
     let revision_traffic = |name: &str| -> u32 {
         traffic
             .iter()
-            .filter(|t| t.target.revision_name == name)
-            .map(|t| t.target.percent)
+            .filter(|t| t.revision_name == name)
+            .map(|t| t.percent)
             .sum()
     };
     for t in traffic {
-        if t.target.revision_name != latest_ready || !t.target.latest_revision {
+        if t.revision_name != latest_ready || !t.latest_revision {
             continue;
         }
         if out.latest_rolledout_revision.as_deref() != Some(latest_ready) {
-            if t.target.percent == 100 {
+            if t.percent == 100 {
                 // Track the last revision that's fully rolled out.
                 out.previous_rolledout_revision = out.latest_rolledout_revision.take();
                 out.latest_rolledout_revision = Some(latest_ready.to_string());
             }
         } else if Some(latest_ready) == latest_created_revision
-            && t.target.percent < 100
-            && revision_traffic(&t.target.revision_name) == 100
+            && t.percent < 100
+            && revision_traffic(&t.revision_name) == 100
             && out.previous_rolledout_revision.is_some()
         {
             // Rolled out with 100 % and then rolled back: back to the previous one.
@@ -260,19 +242,19 @@ pub fn propagate(
     out
 }
 
-/// Weighted choice of one target: `roll` is a uniform number in `0..100` from the caller.
-/// Target `i` is chosen for the rolls in `[sum of percents before i, sum through i)`, so each
-/// gets exactly its `percent` of the 100 rolls and a 0 % target never. A roll past the total
-/// (out of range) goes to the last target with traffic. `None` when no target has traffic.
-pub fn pick(targets: &[TaggedTarget], roll: u32) -> Option<&TaggedTarget> {
+/// Weighted choice of one item: `roll` is a uniform number in `0..100` from the caller.
+/// Item `i` is chosen for the rolls in `[sum of percents before i, sum through i)`, so each
+/// gets exactly its `percent` of the 100 rolls and a 0 % item never. A roll past the total
+/// (out of range) goes to the last item with traffic. `None` when no item has traffic.
+pub fn pick<T>(items: &[T], percent: impl Fn(&T) -> u32, roll: u32) -> Option<&T> {
     let mut upper = 0u32;
-    for t in targets {
-        upper += t.target.percent;
+    for item in items {
+        upper += percent(item);
         if roll < upper {
-            return Some(t);
+            return Some(item);
         }
     }
-    targets.iter().rev().find(|t| t.target.percent > 0)
+    items.iter().rev().find(|item| percent(item) > 0)
 }
 
 #[cfg(test)]
@@ -300,19 +282,17 @@ mod tests {
         }
     }
 
-    fn target(name: &str, percent: u32, latest: bool, tag: Option<&str>) -> TaggedTarget {
-        TaggedTarget {
-            target: TrafficTarget {
-                revision_name: name.into(),
-                percent,
-                latest_revision: latest,
-            },
+    fn target(name: &str, percent: u32, latest: bool, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget {
+            revision_name: name.into(),
+            percent,
+            latest_revision: latest,
             tag: tag.map(Into::into),
         }
     }
 
-    fn sum(traffic: &[TaggedTarget]) -> u32 {
-        traffic.iter().map(|t| t.target.percent).sum()
+    fn sum(traffic: &[TrafficTarget]) -> u32 {
+        traffic.iter().map(|t| t.percent).sum()
     }
 
     fn corpus_file(step: &str) -> PathBuf {
@@ -378,7 +358,7 @@ mod tests {
             let mut rev_names = [REV1, REV2, REV3].into_iter();
             // Expected after each step once its revision is ready:
             // (traffic, latestRolledoutRevision, previousRolledoutRevision).
-            let expected: [(Vec<TaggedTarget>, Option<&str>, Option<&str>); 4] = [
+            let expected: [(Vec<TrafficTarget>, Option<&str>, Option<&str>); 4] = [
                 (vec![target(REV1, 100, true, latest_tag)], Some(REV1), None),
                 (
                     vec![
@@ -415,7 +395,7 @@ mod tests {
                         before
                             .traffic
                             .iter()
-                            .all(|x| x.target.revision_name != revisions.last().unwrap().name),
+                            .all(|x| x.revision_name != revisions.last().unwrap().name),
                         "{step}: a revision that is not ready got traffic: {:?}",
                         before.traffic
                     );
@@ -479,7 +459,7 @@ mod tests {
             let revs = [rev(REV1, true), rev(REV2, false)];
             let s = split(&revs, &book, canary, false);
             assert!(
-                s.traffic.iter().all(|t| t.target.revision_name == REV1),
+                s.traffic.iter().all(|t| t.revision_name == REV1),
                 "{canary:?}: {:?}",
                 s.traffic
             );
@@ -513,7 +493,7 @@ mod tests {
         let s = split(&[rev(REV1, false)], &Rollout::default(), None, false);
         assert!(s.traffic.is_empty());
         assert_eq!(s.rollout, Rollout::default());
-        assert_eq!(pick(&s.traffic, 0), None);
+        assert_eq!(pick(&s.traffic, |t| t.percent, 0), None);
     }
 
     #[test]
@@ -601,13 +581,13 @@ mod tests {
                         assert!(s
                             .traffic
                             .iter()
-                            .all(|t| revs.iter().any(|r| r.name == t.target.revision_name)));
+                            .all(|t| revs.iter().any(|r| r.name == t.revision_name)));
                         // The latest entry always goes to the latest ready revision.
                         assert_eq!(
-                            s.traffic[0].target.revision_name,
+                            s.traffic[0].revision_name,
                             s.latest_ready_revision.clone().unwrap()
                         );
-                        assert!(s.traffic[0].target.latest_revision);
+                        assert!(s.traffic[0].latest_revision);
                         assert_eq!(s.traffic[0].tag.as_deref(), tags.then_some(LATEST_TAG));
                         assert!(s.traffic[1..]
                             .iter()
@@ -622,7 +602,7 @@ mod tests {
 
     #[test]
     fn pick_distributes_as_the_percents_say() {
-        let cases: Vec<Vec<TaggedTarget>> = vec![
+        let cases: Vec<Vec<TrafficTarget>> = vec![
             vec![
                 target(REV2, 10, true, None),
                 target(REV1, 90, false, Some(PREV_TAG)),
@@ -645,20 +625,20 @@ mod tests {
         for targets in &cases {
             let mut counts = vec![0u32; targets.len()];
             for roll in 0..100 {
-                let chosen = pick(targets, roll).unwrap();
+                let chosen = pick(targets, |t| t.percent, roll).unwrap();
                 let i = targets
                     .iter()
                     .position(|t| std::ptr::eq(t, chosen))
                     .unwrap();
                 counts[i] += 1;
             }
-            let percents: Vec<u32> = targets.iter().map(|t| t.target.percent).collect();
+            let percents: Vec<u32> = targets.iter().map(|t| t.percent).collect();
             assert_eq!(counts, percents, "{targets:?}");
             // Out of range rolls still land on a target with traffic.
-            assert!(pick(targets, 100).unwrap().target.percent > 0);
-            assert!(pick(targets, u32::MAX).unwrap().target.percent > 0);
+            assert!(pick(targets, |t| t.percent, 100).unwrap().percent > 0);
+            assert!(pick(targets, |t| t.percent, u32::MAX).unwrap().percent > 0);
         }
-        assert_eq!(pick(&[], 5), None);
-        assert_eq!(pick(&[target(REV1, 0, true, None)], 5), None);
+        assert_eq!(pick(&[], |t: &TrafficTarget| t.percent, 5), None);
+        assert_eq!(pick(&[target(REV1, 0, true, None)], |t| t.percent, 5), None);
     }
 }

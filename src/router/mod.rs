@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::reconcile::executor::{Drain, RuntimeStatus};
+use crate::reconcile::traffic;
 use crate::spec::catalog::Catalog;
 use crate::spec::normalize::DesiredComponent;
 use crate::spec::validate::ComponentKind;
-use routes::{RouteTable, ServiceRoutes};
+use routes::{RouteTable, Routed, ServiceRoutes, Tag};
 use stats::{Report, RequestStats};
 use throttler::Throttler;
 
@@ -137,9 +138,49 @@ impl Revision {
 /// `(namespace, service, component)`.
 type ComponentKey = (String, String, ComponentKind);
 
-/// Each component's target revision, by namespace then service: looked up with borrowed
-/// names on every request.
-type Targets = HashMap<String, HashMap<String, Vec<(ComponentKind, Arc<Revision>)>>>;
+/// Where one component's requests go.
+struct ComponentTargets {
+    kind: ComponentKind,
+    /// The traffic split: `(revision, percent)`, percents adding up to 100. One revision may
+    /// appear twice (a canary over the rolled-out revision itself).
+    split: Vec<(Arc<Revision>, u32)>,
+    /// The tagged targets, reached by their own host whatever their percent.
+    tags: Vec<(Tag, Arc<Revision>)>,
+}
+
+impl ComponentTargets {
+    fn pick(&self, tag: Option<Tag>, roll: u32) -> Option<&Arc<Revision>> {
+        match tag {
+            Some(tag) => self.tags.iter().find(|(t, _)| *t == tag).map(|(_, r)| r),
+            None => traffic::pick(&self.split, |(_, percent)| *percent, roll).map(|(r, _)| r),
+        }
+    }
+
+    /// Whether a request of this route may go to `revision` now.
+    fn takes(&self, tag: Option<Tag>, revision: &str) -> bool {
+        match tag {
+            Some(tag) => self
+                .tags
+                .iter()
+                .any(|(t, r)| *t == tag && r.name == revision),
+            None => self
+                .split
+                .iter()
+                .any(|(r, percent)| *percent > 0 && r.name == revision),
+        }
+    }
+
+    fn revisions(&self) -> impl Iterator<Item = &Arc<Revision>> {
+        self.split
+            .iter()
+            .map(|(r, _)| r)
+            .chain(self.tags.iter().map(|(_, r)| r))
+    }
+}
+
+/// Each component's targets, by namespace then service: looked up with borrowed names on
+/// every request.
+type Targets = HashMap<String, HashMap<String, Vec<ComponentTargets>>>;
 
 /// The data plane's live state.
 pub struct Router {
@@ -149,7 +190,7 @@ pub struct Router {
     port: u16,
     epoch: Instant,
     table: RwLock<Arc<RouteTable>>,
-    /// The revision each component's requests go to.
+    /// Where each component's requests go.
     targets: RwLock<Targets>,
     /// Every revision the router tracks (targets, and older ones finishing requests).
     revisions: RwLock<HashMap<String, Arc<Revision>>>,
@@ -206,21 +247,33 @@ impl Router {
         &self.domain
     }
 
-    /// The revision `component` of a service sends its requests to.
-    pub fn target(
+    /// The revision a request for `component` of a service goes to: the tagged target's
+    /// for a tag host, else one chosen by the traffic split with `roll` (uniform in
+    /// `0..100`, from the caller).
+    pub fn target(&self, routed: &Routed, roll: u32) -> Option<Arc<Revision>> {
+        self.with_targets(routed, |c| c.pick(routed.tag, roll).cloned())
+            .flatten()
+    }
+
+    /// Whether a request of `routed` may still go to `revision`: a waiting request whose
+    /// revision left its component's targets follows them (a GPU swap, a rollback).
+    pub fn routes_to(&self, routed: &Routed, revision: &str) -> bool {
+        self.with_targets(routed, |c| c.takes(routed.tag, revision))
+            .unwrap_or(false)
+    }
+
+    fn with_targets<T>(
         &self,
-        namespace: &str,
-        service: &str,
-        component: ComponentKind,
-    ) -> Option<Arc<Revision>> {
-        self.targets
-            .read()
-            .unwrap()
-            .get(namespace)?
-            .get(service)?
+        routed: &Routed,
+        f: impl FnOnce(&ComponentTargets) -> T,
+    ) -> Option<T> {
+        let targets = self.targets.read().unwrap();
+        let component = targets
+            .get(&routed.namespace)?
+            .get(&routed.service)?
             .iter()
-            .find(|(kind, _)| *kind == component)
-            .map(|(_, r)| r.clone())
+            .find(|c| c.kind == routed.component)?;
+        Some(f(component))
     }
 
     /// Fires after each update of routes and targets.
@@ -252,10 +305,26 @@ impl Router {
             let Some(desired) = entry.desired.as_ref() else {
                 continue;
             };
+            let service_status = status
+                .services
+                .get(&(desired.namespace.clone(), desired.name.clone()));
+            let tags = desired
+                .components
+                .iter()
+                .flat_map(|c| {
+                    service_status
+                        .and_then(|s| s.components.iter().find(|s| s.component == c.kind.as_str()))
+                        .into_iter()
+                        .flat_map(|s| &s.traffic)
+                        .filter_map(|t| t.tag.as_deref().and_then(Tag::parse))
+                        .map(move |tag| (c.kind, tag))
+                })
+                .collect();
             services.push(ServiceRoutes {
                 namespace: desired.namespace.clone(),
                 name: desired.name.clone(),
                 components: desired.components.iter().map(|c| c.kind).collect(),
+                tags,
                 model_names: desired
                     .components
                     .iter()
@@ -286,38 +355,69 @@ impl Router {
         }
 
         let mut revisions = self.revisions.write().unwrap();
-        let mut targets: HashMap<ComponentKey, Arc<Revision>> = HashMap::new();
+        let mut targets: Vec<(ComponentKey, ComponentTargets)> = Vec::new();
         for ((namespace, service, kind), component) in &components {
-            let status = status
+            let Some(status) = status
                 .services
                 .get(&(namespace.clone(), service.clone()))
-                .and_then(|s| s.components.iter().find(|c| c.component == kind.as_str()));
-            let name = status.and_then(|c| {
-                target_revision(
-                    c.traffic.first().map(|t| t.revision_name.as_str()),
-                    c.latest_created_revision.as_deref(),
-                    |r| ready.contains_key(r),
-                )
-            });
-            let Some(name) = name else { continue };
-            let revision = revisions
-                .entry(name.clone())
-                .or_insert_with(|| {
-                    Arc::new(Revision::new(
-                        &name,
-                        namespace,
-                        service,
-                        self.queue_depth,
-                        now,
-                    ))
-                })
-                .clone();
-            revision.configure(component, self.queue_depth);
-            targets.insert((namespace.clone(), service.clone(), *kind), revision);
+                .and_then(|s| s.components.iter().find(|c| c.component == kind.as_str()))
+            else {
+                continue;
+            };
+            let mut revision = |name: &str| {
+                let revision = revisions
+                    .entry(name.to_string())
+                    .or_insert_with(|| {
+                        Arc::new(Revision::new(
+                            name,
+                            namespace,
+                            service,
+                            self.queue_depth,
+                            now,
+                        ))
+                    })
+                    .clone();
+                revision.configure(component, self.queue_depth);
+                revision
+            };
+            let latest = status.latest_created_revision.as_deref();
+            let has_ready = |r: &str| ready.contains_key(r);
+            let mut split = Vec::new();
+            let mut tags = Vec::new();
+            for t in &status.traffic {
+                let name = if t.latest_revision {
+                    target_revision(Some(&t.revision_name), latest, has_ready)
+                } else {
+                    Some(t.revision_name.clone())
+                };
+                let Some(name) = name else { continue };
+                let r = revision(&name);
+                if let Some(tag) = t.tag.as_deref().and_then(Tag::parse) {
+                    tags.push((tag, r.clone()));
+                }
+                split.push((r, t.percent));
+            }
+            if split.is_empty() {
+                // No revision ready yet: requests wait for the latest one.
+                let Some(name) = target_revision(None, latest, has_ready) else {
+                    continue;
+                };
+                split.push((revision(&name), 100));
+            }
+            targets.push((
+                (namespace.clone(), service.clone(), *kind),
+                ComponentTargets {
+                    kind: *kind,
+                    split,
+                    tags,
+                },
+            ));
         }
         // Older revisions stay while they have replicas or requests; then they go.
         revisions.retain(|name, r| {
-            targets.values().any(|t| &t.name == name)
+            targets
+                .iter()
+                .any(|(_, t)| t.revisions().any(|r| &r.name == name))
                 || ready.contains_key(name.as_str())
                 || r.throttler.in_flight() > 0
                 || r.throttler.queued() > 0
@@ -328,13 +428,13 @@ impl Router {
         }
         drop(revisions);
         let mut by_name = Targets::new();
-        for ((namespace, service, kind), revision) in targets {
+        for ((namespace, service, _), component) in targets {
             by_name
                 .entry(namespace)
                 .or_default()
                 .entry(service)
                 .or_default()
-                .push((kind, revision));
+                .push(component);
         }
         *self.targets.write().unwrap() = by_name;
         // A container no longer listed has stopped: forget it.

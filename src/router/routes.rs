@@ -13,12 +13,17 @@
 //! 3. **KServe model paths** `/v1/models/<model>...` and `/v2/models/<model>...`, so that
 //!    `curl localhost:8080/v1/models/iris:predict` works when the model name is unambiguous.
 //!
+//! A component host with a traffic tag in front, `prev-<name>-predictor` or
+//! `latest-<name>-predictor` (Knative's `{{.Tag}}-{{.Name}}`), reaches that one revision of
+//! the component, whatever its share of the traffic.
+//!
 //! Everything here is pure: [`RouteTable::new`] builds the indexes once per configuration
 //! change, and [`RouteTable::resolve`] does a few hash lookups per request.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use crate::reconcile::traffic::{LATEST_TAG, PREV_TAG};
 use crate::spec::validate::ComponentKind;
 
 /// The host suffixes that name a single component. The `-default` forms are the hostnames
@@ -35,6 +40,30 @@ const COMPONENT_SUFFIXES: [(&str, ComponentKind); 6] = [
 /// How many existing services a 404 body lists; the rest are counted, not dropped silently.
 const LISTED_SERVICES: usize = 20;
 
+/// A Knative traffic tag KServe sets: the target has its own host `<tag>-<component host>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tag {
+    /// The latest ready revision (with `serving.kserve.io/enable-tag-routing: "true"`).
+    Latest,
+    /// The rolled-out revision a canary shares the traffic with.
+    Prev,
+}
+
+impl Tag {
+    pub const ALL: [Tag; 2] = [Tag::Latest, Tag::Prev];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tag::Latest => LATEST_TAG,
+            Tag::Prev => PREV_TAG,
+        }
+    }
+
+    pub fn parse(tag: &str) -> Option<Tag> {
+        Tag::ALL.into_iter().find(|t| t.as_str() == tag)
+    }
+}
+
 /// What the router knows about one InferenceService for routing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRoutes {
@@ -45,6 +74,8 @@ pub struct ServiceRoutes {
     /// Extra model names it answers to on /v1/models/<name> and /v2/models/<name>
     /// (e.g. a runtime's --model_name), besides its own name.
     pub model_names: Vec<String>,
+    /// The traffic tags each component's targets have now.
+    pub tags: Vec<(ComponentKind, Tag)>,
 }
 
 impl ServiceRoutes {
@@ -74,6 +105,8 @@ pub struct Routed {
     pub component: ComponentKind,
     /// The path and query to forward (a `/serving/<ns>/<name>` prefix stripped; always starts with '/').
     pub path_and_query: String,
+    /// A tag host: the request goes to that target's revision, not by the split.
+    pub tag: Option<Tag>,
 }
 
 /// No route: says what was looked for, for the 404 body.
@@ -136,6 +169,8 @@ struct NameMatch {
     service: usize,
     /// `None` for the service's own name (entry component), `Some` for `<name>-predictor` etc.
     component: Option<ComponentKind>,
+    /// `prev-<name>-predictor` etc.
+    tag: Option<Tag>,
 }
 
 impl RouteTable {
@@ -299,20 +334,36 @@ impl RouteTable {
     }
 
     /// A name as written in a host or a `/serving/` prefix: the service itself first, so
-    /// that a service really called `foo-predictor` is not taken for `foo`'s predictor.
+    /// that a service really called `foo-predictor` is not taken for `foo`'s predictor, then
+    /// a component of a service, then a tagged component (`prev-foo-predictor`).
     fn lookup(&self, namespace: &str, name: &str) -> Option<NameMatch> {
         let names = self.by_namespace.get(namespace)?;
         if let Some(&service) = names.get(name) {
             return Some(NameMatch {
                 service,
                 component: None,
+                tag: None,
             });
         }
-        COMPONENT_SUFFIXES.iter().find_map(|&(suffix, kind)| {
-            let base = name.strip_suffix(suffix).filter(|b| !b.is_empty())?;
-            names.get(base).map(|&service| NameMatch {
+        let component = |name: &str| {
+            COMPONENT_SUFFIXES.iter().find_map(|&(suffix, kind)| {
+                let base = name.strip_suffix(suffix).filter(|b| !b.is_empty())?;
+                names.get(base).map(|&service| (service, kind))
+            })
+        };
+        if let Some((service, kind)) = component(name) {
+            return Some(NameMatch {
                 service,
                 component: Some(kind),
+                tag: None,
+            });
+        }
+        Tag::ALL.into_iter().find_map(|tag| {
+            let rest = name.strip_prefix(tag.as_str())?.strip_prefix('-')?;
+            component(rest).map(|(service, kind)| NameMatch {
+                service,
+                component: Some(kind),
+                tag: Some(tag),
             })
         })
     }
@@ -349,7 +400,42 @@ impl RouteTable {
                 return Err(self.not_found(host, path_and_query, vec![why], hosts));
             }
         };
-        Ok(routed(service, component, forwarded.to_string()))
+        let mut routed = routed(service, component, forwarded.to_string());
+        if let Some(tag) = found.tag {
+            if !service.tags.contains(&(component, tag)) {
+                let mut why = format!(
+                    "the {} of InferenceService {}/{} has no traffic target tagged {:?}",
+                    component.as_str(),
+                    service.namespace,
+                    service.name,
+                    tag.as_str(),
+                );
+                why.push_str(match tag {
+                    Tag::Prev => {
+                        " (a \"prev\" target exists while canaryTrafficPercent splits the \
+                         traffic with the rolled-out revision)"
+                    }
+                    Tag::Latest => {
+                        " (set the annotation serving.kserve.io/enable-tag-routing: \"true\" \
+                         for a \"latest\" target)"
+                    }
+                });
+                let hosts = service
+                    .tags
+                    .iter()
+                    .map(|&(kind, tag)| {
+                        self.host_form(
+                            &format!("{}-{}-{}", tag.as_str(), service.name, kind.as_str()),
+                            &service.namespace,
+                            port,
+                        )
+                    })
+                    .collect();
+                return Err(self.not_found(host, path_and_query, vec![why], hosts));
+            }
+            routed.tag = Some(tag);
+        }
+        Ok(routed)
     }
 
     /// `<name>.<namespace>.<domain>[:port]`, or `<name>.<namespace>` with no domain set.
@@ -425,6 +511,7 @@ fn routed(service: &ServiceRoutes, component: ComponentKind, path_and_query: Str
         service: service.name.clone(),
         component,
         path_and_query,
+        tag: None,
     }
 }
 
@@ -526,6 +613,7 @@ mod tests {
             name: name.to_string(),
             components: components.to_vec(),
             model_names: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -561,6 +649,7 @@ mod tests {
                 service: service.to_string(),
                 component,
                 path_and_query: forwarded.to_string(),
+                tag: None,
             }),
             "host {host:?} path {path:?}"
         );

@@ -102,20 +102,18 @@ pub(crate) struct Ticket {
 /// The revision `routed`'s component sends requests to; 503 (with `Retry-After`) while it
 /// has none yet.
 pub(crate) fn target(router: &Router, routed: &Routed) -> Result<Arc<Revision>, Answer> {
-    router
-        .target(&routed.namespace, &routed.service, routed.component)
-        .ok_or_else(|| {
-            Answer::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "{}/{} has no {} revision yet",
-                    routed.namespace,
-                    routed.service,
-                    routed.component.as_str()
-                ),
-            )
-            .retry_after()
-        })
+    router.target(routed, fastrand::u32(0..100)).ok_or_else(|| {
+        Answer::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{}/{} has no {} revision yet",
+                routed.namespace,
+                routed.service,
+                routed.component.as_str()
+            ),
+        )
+        .retry_after()
+    })
 }
 
 impl Ticket {
@@ -161,7 +159,6 @@ impl Ticket {
         routed: &Routed,
         mut expiry: Pin<&mut Sleep>,
     ) -> Result<Permit, Answer> {
-        let target = || router.target(&routed.namespace, &routed.service, routed.component);
         loop {
             let at_once = self.revision.throttler.acquire().now_or_never();
             let acquired = if let Some(acquired) = at_once {
@@ -182,7 +179,8 @@ impl Ticket {
                         () = expiry.as_mut() => break Some(Err(())),
                         changed = changes.changed(), if changes.has_changed().is_ok() => {
                             if changed.is_ok()
-                                && target().is_some_and(|t| t.name != self.revision.name)
+                                && !router.routes_to(routed, &self.revision.name)
+                                && router.target(routed, fastrand::u32(0..100)).is_some()
                             {
                                 break None;
                             }
@@ -191,7 +189,7 @@ impl Ticket {
                 }
             };
             let Some(acquired) = acquired else {
-                if let Some(next) = target() {
+                if let Some(next) = router.target(routed, fastrand::u32(0..100)) {
                     debug!(from = %self.revision.name, to = %next.name, "a waiting request follows its component's new revision");
                     self.counted = Counted::new(router, next.clone(), Instant::now());
                     self.revision = next;

@@ -193,6 +193,10 @@ pub struct Scaling {
     pub timeout_seconds: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_traffic_percent: Option<i64>,
+    /// `serving.kserve.io/enable-tag-routing: "true"`: the latest revision's traffic target
+    /// gets the `latest` tag and its own host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tag_routing: bool,
     pub autoscaling: Autoscaling,
 }
 
@@ -655,6 +659,11 @@ fn component(
             .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
         canary_traffic_percent: common.canary_traffic_percent,
+        tag_routing: isvc
+            .metadata
+            .annotations
+            .get(ENABLE_TAG_ROUTING_ANNOTATION)
+            .is_some_and(|v| v == "true"),
         autoscaling,
     };
 
@@ -672,6 +681,10 @@ fn component(
 
 /// The annotation that names the Secret for a model's storage (KServe's).
 pub const STORAGE_SECRET_ANNOTATION: &str = "serving.kserve.io/storageSecretName";
+
+/// The annotation that adds the `latest` tag to the latest revision's traffic target
+/// (KServe's `constants.EnableRoutingTagAnnotationKey`).
+pub const ENABLE_TAG_ROUTING_ANNOTATION: &str = "serving.kserve.io/enable-tag-routing";
 
 /// A stable digest of what the containers run.
 pub fn revision_key(template: &RevisionTemplate) -> String {

@@ -44,31 +44,52 @@ pub fn catalog(yaml: &str) -> Catalog {
 /// replica on `port`.
 pub fn status(service: &str, port: u16) -> RuntimeStatus {
     let revision = format!("{service}-predictor-00001");
+    split_status(
+        service,
+        &[(revision.as_str(), port)],
+        vec![TrafficTarget {
+            revision_name: revision.clone(),
+            percent: 100,
+            latest_revision: true,
+            tag: None,
+        }],
+    )
+}
+
+/// What the reconciler publishes when `service`'s predictor has the given revisions, one
+/// ready replica each on the given port, the last one the latest, and `traffic` as its split.
+pub fn split_status(
+    service: &str,
+    revisions: &[(&str, u16)],
+    traffic: Vec<TrafficTarget>,
+) -> RuntimeStatus {
+    let latest = revisions.last().map(|(r, _)| r.to_string());
     let status = ServiceStatus {
         components: vec![ComponentStatus {
             component: "predictor".into(),
-            latest_created_revision: Some(revision.clone()),
-            latest_ready_revision: Some(revision.clone()),
-            traffic: vec![TrafficTarget {
-                revision_name: revision.clone(),
-                percent: 100,
-                latest_revision: true,
-            }],
+            latest_created_revision: latest.clone(),
+            latest_ready_revision: latest,
+            latest_rolledout_revision: None,
+            previous_rolledout_revision: None,
+            traffic,
             ready: true,
             reason: None,
             message: None,
         }],
-        replicas: vec![ReplicaView {
-            revision,
-            replica: 0,
-            container_id: format!("{service}-replica-0"),
-            state: ContainerState::Running,
-            ready: true,
-            host_port: Some(port),
-            restarts: 0,
-            last_exit: None,
-            gpus: vec![],
-        }],
+        replicas: revisions
+            .iter()
+            .map(|&(revision, port)| ReplicaView {
+                revision: revision.into(),
+                replica: 0,
+                container_id: format!("{revision}-replica-0"),
+                state: ContainerState::Running,
+                ready: true,
+                host_port: Some(port),
+                restarts: 0,
+                last_exit: None,
+                gpus: vec![],
+            })
+            .collect(),
         ..ServiceStatus::default()
     };
     RuntimeStatus {
