@@ -632,6 +632,7 @@ fn desired_entries(catalog: &Catalog, history: &[RevisionRecord]) -> Vec<Desired
                 id: ComponentId::of(r),
                 component: r.component_spec.clone(),
                 source_dir: r.source_dir.clone(),
+                rolled_out: None,
             }));
             continue;
         };
@@ -640,14 +641,16 @@ fn desired_entries(catalog: &Catalog, history: &[RevisionRecord]) -> Vec<Desired
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| ".".into());
         for c in &desired.components {
+            let canary = desired.legacy_canary.iter().find(|k| k.kind == c.kind);
             out.push(DesiredEntry {
                 id: ComponentId {
                     namespace: entry.namespace.clone(),
                     service: entry.name.clone(),
                     component: c.kind.as_str().to_string(),
                 },
-                component: c.clone(),
+                component: canary.unwrap_or(c).clone(),
                 source_dir: source_dir.clone(),
+                rolled_out: canary.map(|_| c.clone()),
             });
         }
     }

@@ -51,8 +51,26 @@ impl ComponentId {
 #[derive(Debug, Clone)]
 pub struct DesiredEntry {
     pub id: ComponentId,
+    /// What its latest revision runs.
     pub component: DesiredComponent,
     pub source_dir: String,
+    /// KFServing v1alpha2's `default` endpoint beside a `canary` one (which is `component`):
+    /// what the rolled-out revision runs, whatever the bookkeeping says.
+    pub rolled_out: Option<DesiredComponent>,
+}
+
+impl DesiredEntry {
+    /// The revision that runs [`DesiredEntry::rolled_out`]: the newest with its spec.
+    fn rolled_out_revision<'a>(
+        &self,
+        revisions: &'a [RevisionRecord],
+    ) -> Option<&'a RevisionRecord> {
+        let spec = self.rolled_out.as_ref()?;
+        revisions
+            .iter()
+            .filter(|r| ComponentId::of(r) == self.id && r.key == spec.revision_key)
+            .max_by_key(|r| r.number)
+    }
 }
 
 /// The revisions to add so that every desired component's latest revision runs what it
@@ -70,27 +88,39 @@ pub fn new_revisions(
             latest.insert(id, r);
         }
     }
-    desired
-        .iter()
-        .filter_map(|d| {
-            let previous = latest.get(&d.id);
-            if previous.is_some_and(|p| p.key == d.component.revision_key) {
-                return None;
-            }
-            let number = previous.map_or(1, |p| p.number + 1);
-            Some(RevisionRecord {
+    let mut out = Vec::new();
+    for d in desired {
+        let mut newest = latest.get(&d.id).map(|p| (p.number, p.key.as_str()));
+        let mut make = |spec: &DesiredComponent, number: u32| {
+            out.push(RevisionRecord {
                 namespace: d.id.namespace.clone(),
                 service: d.id.service.clone(),
                 component: d.id.component.clone(),
                 number,
                 name: RevisionRecord::name_for(&d.id.service, &d.id.component, number),
-                key: d.component.revision_key.clone(),
+                key: spec.revision_key.clone(),
                 created_unix: now_unix,
                 source_dir: d.source_dir.clone(),
-                component_spec: d.component.clone(),
-            })
-        })
-        .collect()
+                component_spec: spec.clone(),
+            });
+        };
+        let next = |newest: Option<(u32, &str)>| newest.map_or(1, |(n, _)| n + 1);
+        // A v1alpha2 default endpoint runs in a revision of its own, older than the canary's.
+        if let Some(default) = &d.rolled_out {
+            let exists = history
+                .iter()
+                .any(|r| ComponentId::of(r) == d.id && r.key == default.revision_key);
+            if !exists {
+                let number = next(newest);
+                make(default, number);
+                newest = Some((number, default.revision_key.as_str()));
+            }
+        }
+        if newest.map(|(_, key)| key) != Some(d.component.revision_key.as_str()) {
+            make(&d.component, next(newest));
+        }
+    }
+    out
 }
 
 /// A replica container as observed (engine state plus gantry's own supervision).
@@ -268,6 +298,11 @@ pub fn plan(
             .iter()
             .filter(|t| !t.latest_revision)
             .map(|t| t.revision_name.as_str())
+            .chain(
+                entry
+                    .rolled_out_revision(revisions)
+                    .map(|r| r.name.as_str()),
+            )
             .collect();
         let want = wanted_replicas(&entry.component, &target.name, observed);
         let replicas_of = |revision: &str| -> Vec<&ObservedReplica> {
@@ -483,9 +518,13 @@ pub fn component_split(
         })
         .collect();
     let scaling = &entry.component.scaling;
+    let mut rollout = record.rollout.clone();
+    if let Some(default) = entry.rolled_out_revision(revisions) {
+        rollout.latest_rolledout_revision = Some(default.name.clone());
+    }
     let split = traffic::split(
         &history,
-        &record.rollout,
+        &rollout,
         scaling.canary_traffic_percent,
         scaling.tag_routing,
     );
@@ -648,6 +687,7 @@ mod tests {
             id: id(),
             component: component(image, min),
             source_dir: ".".into(),
+            rolled_out: None,
         }
     }
 
@@ -1132,6 +1172,119 @@ mod tests {
         let s = component_status(&id(), &d, &revisions, &observed);
         assert_eq!(percents(&s), [(NEW, 25, None), (OLD, 75, Some("prev"))]);
         assert!(plan(&revisions, &[d], &observed, T0).actions.is_empty());
+    }
+
+    /// The predictor entry of a KFServing v1alpha2 file, as the reconciler makes it: the
+    /// canary endpoint's component beside the default one's.
+    fn v1alpha2_entry(
+        default_image: &str,
+        percent: Option<u32>,
+        canary: Option<&str>,
+    ) -> DesiredEntry {
+        let endpoint = |image: &str| {
+            format!("    predictor:\n      custom:\n        container: {{name: kfserving-container, image: '{image}'}}\n")
+        };
+        let mut text = format!(
+            "apiVersion: serving.kubeflow.org/v1alpha2\nkind: InferenceService\nmetadata: {{name: iris}}\nspec:\n  default:\n{}",
+            endpoint(default_image)
+        );
+        if let Some(percent) = percent {
+            text.push_str(&format!("  canaryTrafficPercent: {percent}\n"));
+        }
+        if let Some(image) = canary {
+            text.push_str(&format!("  canary:\n{}", endpoint(image)));
+        }
+        let opts = LoadOptions::default();
+        let c = next_catalog(
+            &Catalog::default(),
+            &[Arc::new(parse_file("iris.yaml", &text, &opts))],
+            &opts,
+        );
+        let service = c.services.values().next().unwrap();
+        let desired = service
+            .desired
+            .as_ref()
+            .unwrap_or_else(|| panic!("{:?}", c.all_diagnostics()));
+        let default = desired.components[0].clone();
+        assert_eq!(default.scaling.canary_traffic_percent, None);
+        match desired.legacy_canary.first() {
+            Some(canary) => DesiredEntry {
+                id: id(),
+                component: canary.clone(),
+                source_dir: ".".into(),
+                rolled_out: Some(default),
+            },
+            None => DesiredEntry {
+                id: id(),
+                component: default,
+                source_dir: ".".into(),
+                rolled_out: None,
+            },
+        }
+    }
+
+    #[test]
+    fn v1alpha2_default_and_canary_are_the_rolled_out_and_the_latest_revision() {
+        let d = v1alpha2_entry("img:1", Some(20), Some("img:2"));
+        assert_eq!(d.component.scaling.canary_traffic_percent, Some(20));
+        let revisions = new_revisions(&[], std::slice::from_ref(&d), 1);
+        assert_eq!(
+            revisions
+                .iter()
+                .map(|r| (
+                    r.name.as_str(),
+                    r.component_spec.template.container.image.as_str()
+                ))
+                .collect::<Vec<_>>(),
+            [(OLD, "img:1"), (NEW, "img:2")]
+        );
+        assert!(new_revisions(&revisions, std::slice::from_ref(&d), 2).is_empty());
+        // Both start at once: the default one needs no rollout to be ready first.
+        let desired = [d.clone()];
+        assert_eq!(
+            plan(&revisions, &desired, &Observed::default(), T0).actions,
+            [create(OLD, 0), create(NEW, 0)]
+        );
+        let mut observed = keyed(
+            Observed {
+                replicas: vec![
+                    replica(OLD, 0, ContainerState::Running, true),
+                    replica(NEW, 0, ContainerState::Running, true),
+                ],
+                ..Default::default()
+            },
+            &revisions,
+        );
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert_eq!(percents(&s), [(NEW, 20, None), (OLD, 80, Some("prev"))]);
+        assert_eq!(s.latest_rolledout_revision.as_deref(), Some(OLD));
+        assert!(plan(&revisions, &desired, &observed, T0).actions.is_empty());
+        // The canary not ready: its share stays with the default.
+        observed.replicas[1].ready = false;
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert_eq!(percents(&s), [(OLD, 20, None), (OLD, 80, Some("prev"))]);
+
+        // KFServing's promotion: the canary's spec copied into the default, the canary
+        // removed. No new revision; the canary's takes everything and is rolled out.
+        observed.replicas[1].ready = true;
+        observed
+            .records
+            .insert(id(), component_split(&id(), &d, &revisions, &observed).1);
+        let promoted = v1alpha2_entry("img:2", None, None);
+        assert!(new_revisions(&revisions, std::slice::from_ref(&promoted), 3).is_empty());
+        let (split, kept) = component_split(&id(), &promoted, &revisions, &observed);
+        assert_eq!(split.traffic.len(), 1);
+        assert_eq!(split.traffic[0].revision_name, NEW);
+        assert_eq!(kept.rollout.latest_rolledout_revision.as_deref(), Some(NEW));
+        assert_eq!(
+            kept.rollout.previous_rolledout_revision.as_deref(),
+            Some(OLD)
+        );
+
+        // A default endpoint alone with canaryTrafficPercent 0 (allowed without a canary) is
+        // not a v1beta1 pin: it takes everything.
+        let alone = v1alpha2_entry("img:3", Some(0), None);
+        assert_eq!(alone.component.scaling.canary_traffic_percent, None);
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub struct DesiredService {
     /// The apiVersion the user wrote (older ones are converted).
     pub api_version: String,
     pub components: Vec<DesiredComponent>,
-    /// KFServing v1alpha2's second endpoint, kept for canary rollouts.
+    /// KFServing v1alpha2's second endpoint, kept for canary rollouts: each of its components
+    /// is its kind's latest revision, with `canaryTrafficPercent` of the traffic, beside the
+    /// default endpoint's, which is the rolled-out one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy_canary: Vec<DesiredComponent>,
 }
@@ -210,12 +212,26 @@ pub fn normalize(
     ctx: &Context,
 ) -> Result<DesiredService, Vec<Finding>> {
     let mut findings = Vec::new();
-    let components = normalize_endpoint(isvc, &isvc.spec, layout, ctx, &mut findings);
-    let legacy_canary = legacy_canary
+    let mut components = normalize_endpoint(isvc, &isvc.spec, layout, ctx, &mut findings);
+    let mut legacy_canary = legacy_canary
         .map(|spec| normalize_endpoint(isvc, spec, canary_layout, ctx, &mut findings))
         .unwrap_or_default();
     if !findings.is_empty() {
         return Err(findings);
+    }
+    if layout.legacy {
+        // v1alpha2's canaryTrafficPercent is the canary endpoint's share (0 when unset): it
+        // goes with the canary's components; the default endpoint alone takes everything.
+        let percent = components
+            .iter()
+            .find_map(|c| c.scaling.canary_traffic_percent)
+            .unwrap_or(0);
+        for c in &mut components {
+            c.scaling.canary_traffic_percent = None;
+        }
+        for c in &mut legacy_canary {
+            c.scaling.canary_traffic_percent = Some(percent);
+        }
     }
     Ok(DesiredService {
         namespace: ctx.namespace.to_string(),
