@@ -382,3 +382,65 @@ fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32, tick: 
         events,
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::plan::TrafficTarget;
+
+    fn status(latest: &str, ready: Option<&str>, traffic: &[(&str, u32, bool)]) -> ComponentStatus {
+        ComponentStatus {
+            component: "predictor".into(),
+            latest_created_revision: Some(latest.into()),
+            latest_ready_revision: ready.map(Into::into),
+            latest_rolledout_revision: None,
+            previous_rolledout_revision: None,
+            traffic: traffic
+                .iter()
+                .map(|&(name, percent, latest)| TrafficTarget {
+                    revision_name: name.into(),
+                    percent,
+                    latest_revision: latest,
+                    tag: None,
+                })
+                .collect(),
+            ready: true,
+            reason: None,
+            message: None,
+        }
+    }
+
+    fn owned(pairs: &[(&str, bool)]) -> Vec<(String, bool)> {
+        pairs.iter().map(|&(n, r)| (n.to_string(), r)).collect()
+    }
+
+    #[test]
+    fn every_target_is_sized_and_a_zero_percent_one_is_unreachable() {
+        let (a, b, c) = (
+            "s-predictor-00001",
+            "s-predictor-00002",
+            "s-predictor-00003",
+        );
+        // A 10 % canary: both scale on their own traffic.
+        assert_eq!(
+            sized(&status(b, Some(b), &[(b, 10, true), (a, 90, false)])),
+            owned(&[(b, true), (a, true)])
+        );
+        // Pinned: the canary has 0 % and no floor; it scales to zero.
+        assert_eq!(
+            sized(&status(b, Some(b), &[(b, 0, true), (a, 100, false)])),
+            owned(&[(b, false), (a, true)])
+        );
+        // A canary over the rolled-out revision itself: reachable through either entry.
+        assert_eq!(
+            sized(&status(a, Some(a), &[(a, 0, true), (a, 100, false)])),
+            owned(&[(a, true)])
+        );
+        // A new revision coming up is sized (its initial scale) before it has traffic.
+        assert_eq!(
+            sized(&status(c, Some(b), &[(b, 100, true)])),
+            owned(&[(b, true), (c, true)])
+        );
+        assert_eq!(sized(&status(a, None, &[])), owned(&[(a, true)]));
+    }
+}
