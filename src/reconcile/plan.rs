@@ -1055,11 +1055,9 @@ mod tests {
     const OLD: &str = "iris-predictor-00001";
     const NEW: &str = "iris-predictor-00002";
 
-    #[test]
-    fn a_canary_runs_beside_the_rolled_out_revision_which_keeps_its_replicas() {
-        let (d, revisions) = two_revisions(Some(10));
-        let desired = [d.clone()];
-        let mut observed = keyed(
+    /// One ready replica of OLD and one of NEW.
+    fn both_ready(revisions: &[RevisionRecord]) -> Observed {
+        keyed(
             Observed {
                 replicas: vec![
                     replica(OLD, 0, ContainerState::Running, true),
@@ -1067,8 +1065,15 @@ mod tests {
                 ],
                 ..Default::default()
             },
-            &revisions,
-        );
+            revisions,
+        )
+    }
+
+    #[test]
+    fn a_canary_runs_beside_the_rolled_out_revision_which_keeps_its_replicas() {
+        let (d, revisions) = two_revisions(Some(10));
+        let desired = [d.clone()];
+        let mut observed = both_ready(&revisions);
         observed.records.insert(id(), record(OLD, OLD, None));
         let s = component_status(&id(), &d, &revisions, &observed);
         assert_eq!(percents(&s), [(NEW, 10, None), (OLD, 90, Some("prev"))]);
@@ -1109,16 +1114,7 @@ mod tests {
     fn promotion_replaces_the_old_revision_and_rollback_brings_it_back() {
         // Promoted: canaryTrafficPercent removed.
         let (d, revisions) = two_revisions(None);
-        let mut observed = keyed(
-            Observed {
-                replicas: vec![
-                    replica(OLD, 0, ContainerState::Running, true),
-                    replica(NEW, 0, ContainerState::Running, true),
-                ],
-                ..Default::default()
-            },
-            &revisions,
-        );
+        let mut observed = both_ready(&revisions);
         observed.records.insert(id(), record(NEW, OLD, None));
         let (split, kept) = component_split(&id(), &d, &revisions, &observed);
         assert_eq!(kept, record(NEW, NEW, Some(OLD)));
@@ -1245,16 +1241,7 @@ mod tests {
             plan(&revisions, &desired, &Observed::default(), T0).actions,
             [create(OLD, 0), create(NEW, 0)]
         );
-        let mut observed = keyed(
-            Observed {
-                replicas: vec![
-                    replica(OLD, 0, ContainerState::Running, true),
-                    replica(NEW, 0, ContainerState::Running, true),
-                ],
-                ..Default::default()
-            },
-            &revisions,
-        );
+        let mut observed = both_ready(&revisions);
         let s = component_status(&id(), &d, &revisions, &observed);
         assert_eq!(percents(&s), [(NEW, 20, None), (OLD, 80, Some("prev"))]);
         assert_eq!(s.latest_rolledout_revision.as_deref(), Some(OLD));
