@@ -23,15 +23,6 @@ async fn replica(name: &'static str) -> u16 {
     port
 }
 
-fn target(revision: &str, percent: u32, latest: bool, tag: Option<&str>) -> TrafficTarget {
-    TrafficTarget {
-        revision_name: revision.into(),
-        percent,
-        latest_revision: latest,
-        tag: tag.map(Into::into),
-    }
-}
-
 /// The router with OLD and NEW each on a replica of its own, split as `traffic` says.
 async fn router(traffic: Vec<TrafficTarget>) -> InProcess {
     let yaml = isvc("split", "");
@@ -80,8 +71,8 @@ fn count(counts: &BTreeMap<String, usize>, key: &str) -> usize {
 #[tokio::test]
 async fn requests_are_shared_as_the_split_says_and_tags_reach_one_revision() {
     let gantry = router(vec![
-        target(NEW, 10, true, Some("latest")),
-        target(OLD, 90, false, Some("prev")),
+        TrafficTarget::new(NEW, 10, true, Some("latest")),
+        TrafficTarget::new(OLD, 90, false, Some("prev")),
     ])
     .await;
     let n = 2000;
@@ -110,8 +101,8 @@ async fn requests_are_shared_as_the_split_says_and_tags_reach_one_revision() {
 async fn a_zero_percent_revision_gets_only_its_tag_hosts_requests() {
     // A pinned canary (canaryTrafficPercent: 0), tag routing on.
     let gantry = router(vec![
-        target(NEW, 0, true, Some("latest")),
-        target(OLD, 100, false, Some("prev")),
+        TrafficTarget::new(NEW, 0, true, Some("latest")),
+        TrafficTarget::new(OLD, 100, false, Some("prev")),
     ])
     .await;
     let counts = send(&gantry, "split.default.localhost", 500).await;
@@ -124,8 +115,8 @@ async fn a_zero_percent_revision_gets_only_its_tag_hosts_requests() {
 async fn a_tag_the_component_does_not_have_is_a_404_that_says_why() {
     // Tag routing off: only `prev` has a host.
     let gantry = router(vec![
-        target(NEW, 30, true, None),
-        target(OLD, 70, false, Some("prev")),
+        TrafficTarget::new(NEW, 30, true, None),
+        TrafficTarget::new(OLD, 70, false, Some("prev")),
     ])
     .await;
     let counts = send(&gantry, "latest-split-predictor.default.localhost", 1).await;
@@ -146,7 +137,7 @@ async fn a_tag_the_component_does_not_have_is_a_404_that_says_why() {
         &split_status(
             "split",
             &[(OLD, 1), (NEW, replica(NEW).await)],
-            vec![target(NEW, 100, true, None)],
+            vec![TrafficTarget::new(NEW, 100, true, None)],
         ),
     );
     let counts = send(&gantry, "prev-split-predictor.default.localhost", 1).await;

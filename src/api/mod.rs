@@ -83,7 +83,8 @@ pub struct ServiceView {
     /// The normalised desired state (the last good one when stale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<DesiredService>,
-    /// Conditions, revisions, replicas and recent events (absent without containers).
+    /// Conditions, revisions and their traffic, replicas and recent events (absent without
+    /// containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ServiceStatus>,
     /// The autoscaler's last decision for each autoscaled revision of the service.
@@ -203,6 +204,42 @@ pub fn service_url(name: &str, namespace: &str, domain: &str, port: u16) -> Stri
     }
 }
 
+/// The URL of a tagged traffic target: Knative's `<tag>-<name>` host for the component's
+/// service `<isvc>-<component>` (`http://prev-iris-predictor.default.localhost:8080`).
+pub fn tag_url(
+    tag: &str,
+    name: &str,
+    component: &str,
+    namespace: &str,
+    domain: &str,
+    port: u16,
+) -> String {
+    service_url(
+        &format!("{tag}-{name}-{component}"),
+        namespace,
+        domain,
+        port,
+    )
+}
+
+/// Gives each tagged traffic target of `status` its own URL, as KServe shows `url` on them.
+pub fn add_tag_urls(
+    status: &mut ServiceStatus,
+    name: &str,
+    namespace: &str,
+    domain: &str,
+    port: u16,
+) {
+    for c in &mut status.components {
+        for t in &mut c.traffic {
+            t.url = t
+                .tag
+                .as_deref()
+                .map(|tag| tag_url(tag, name, &c.component, namespace, domain, port));
+        }
+    }
+}
+
 pub fn view(entry: &ServiceEntry, observed: &Observed) -> ServiceView {
     let runtime = observed.runtime;
     let status = runtime.map(|r| {
@@ -239,7 +276,16 @@ pub fn view(entry: &ServiceEntry, observed: &Observed) -> ServiceView {
         generation: entry.generation,
         diagnostics: entry.diagnostics.clone(),
         spec: entry.desired.as_deref().cloned(),
-        status,
+        status: status.map(|mut s| {
+            add_tag_urls(
+                &mut s,
+                &entry.name,
+                &entry.namespace,
+                observed.domain,
+                observed.port,
+            );
+            s
+        }),
         autoscaling,
     }
 }
@@ -287,7 +333,9 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         .unwrap_or_default();
     let mut text = crate::router::metrics::render(&revisions, &scale);
     if let Some(runtime) = &state.runtime {
-        text.push_str(&model_metrics(&runtime.borrow()));
+        let runtime = runtime.borrow();
+        text.push_str(&traffic_metrics(&runtime));
+        text.push_str(&model_metrics(&runtime));
     }
     (
         [(
@@ -297,6 +345,49 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Each component's traffic split: one `gantry_traffic_percent` series per traffic target,
+/// labelled like the data plane's per-revision metrics (`namespace`, `service`, `revision`)
+/// plus `component`, `tag` (`prev`, `latest` or empty) and `latest` (Knative's
+/// `latestRevision`). A canary over the rolled-out revision itself names one revision in two
+/// targets; `tag` and `latest` keep their series apart.
+fn traffic_metrics(runtime: &RuntimeStatus) -> String {
+    use crate::router::metrics::label;
+    use std::fmt::Write;
+    // Series by their labels, in the status' order; targets with the same labels (which
+    // KServe's split never makes) add up rather than repeat a series.
+    let mut series: Vec<(String, u32)> = Vec::new();
+    for ((ns, name), status) in &runtime.services {
+        for c in &status.components {
+            for t in &c.traffic {
+                let labels = format!(
+                    "namespace=\"{}\",service=\"{}\",component=\"{}\",revision=\"{}\",tag=\"{}\",latest=\"{}\"",
+                    label(ns),
+                    label(name),
+                    label(&c.component),
+                    label(&t.revision_name),
+                    label(t.tag.as_deref().unwrap_or_default()),
+                    t.latest_revision
+                );
+                match series.iter_mut().find(|(l, _)| *l == labels) {
+                    Some((_, percent)) => *percent += t.percent,
+                    None => series.push((labels, t.percent)),
+                }
+            }
+        }
+    }
+    if series.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# HELP gantry_traffic_percent Percent of a component's requests its traffic target sends to a revision (tag \"prev\": the rolled-out revision a canary shares the traffic with; latest=\"true\": the latest ready revision).\n\
+         # TYPE gantry_traffic_percent gauge\n",
+    );
+    for (labels, percent) in series {
+        let _ = writeln!(out, "gantry_traffic_percent{{{labels}}} {percent}");
+    }
+    out
 }
 
 /// The models services name: their state (KServe's model states) and the bytes this daemon
@@ -450,6 +541,7 @@ async fn get_one(
 mod tests {
     use super::*;
     use crate::reconcile::executor::ReplicaView;
+    use crate::reconcile::plan::{ComponentStatus, TrafficTarget};
     use crate::runtime::ContainerState;
 
     fn gpu(uuid: &str, name: &str, bus: &str) -> Gpu {
@@ -478,6 +570,175 @@ mod tests {
             last_exit: None,
             gpus: gpus.iter().map(|g| g.to_string()).collect(),
         }
+    }
+
+    fn target(revision: &str, percent: u32, latest: bool, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget::new(revision, percent, latest, tag)
+    }
+
+    /// A runtime with service `name`'s predictor split as `traffic`, its bookkeeping saying
+    /// 00001 is rolled out.
+    fn split(name: &str, traffic: Vec<TrafficTarget>) -> RuntimeStatus {
+        let mut runtime = RuntimeStatus::default();
+        runtime.services.insert(
+            ("default".into(), name.into()),
+            ServiceStatus {
+                components: vec![ComponentStatus {
+                    component: "predictor".into(),
+                    latest_created_revision: Some(format!("{name}-predictor-00002")),
+                    latest_ready_revision: Some(format!("{name}-predictor-00002")),
+                    latest_rolledout_revision: Some(format!("{name}-predictor-00001")),
+                    previous_rolledout_revision: None,
+                    traffic,
+                    ready: true,
+                    reason: None,
+                    message: None,
+                }],
+                ..ServiceStatus::default()
+            },
+        );
+        runtime
+    }
+
+    #[test]
+    fn tagged_traffic_targets_have_their_own_url() {
+        let runtime = split(
+            "iris",
+            vec![
+                target("iris-predictor-00002", 10, true, None),
+                target("iris-predictor-00001", 90, false, Some("prev")),
+            ],
+        );
+        let entry = ServiceEntry {
+            namespace: "default".into(),
+            name: "iris".into(),
+            file: "/srv/iris.yaml".into(),
+            document: 0,
+            desired: None,
+            stale: false,
+            diagnostics: Vec::new(),
+            generation: 1,
+        };
+        let observed = Observed {
+            domain: "localhost",
+            port: 8080,
+            runtime: Some(&runtime),
+            scale: None,
+        };
+        let json = without_nulls(&view(&entry, &observed));
+        let predictor = &json["status"]["components"][0];
+        assert_eq!(predictor["latestRolledoutRevision"], "iris-predictor-00001");
+        assert!(predictor.get("previousRolledoutRevision").is_none());
+        assert_eq!(
+            predictor["traffic"],
+            serde_json::json!([
+                {"revisionName": "iris-predictor-00002", "percent": 10, "latestRevision": true},
+                {
+                    "revisionName": "iris-predictor-00001",
+                    "percent": 90,
+                    "latestRevision": false,
+                    "tag": "prev",
+                    "url": "http://prev-iris-predictor.default.localhost:8080"
+                }
+            ])
+        );
+
+        // What the CLI reads back is what the view holds.
+        let back: ServiceView = serde_json::from_value(json).unwrap();
+        assert_eq!(back.status, view(&entry, &observed).status);
+
+        // The data plane on port 80 has URLs without a port, like the service's.
+        let observed = Observed {
+            port: 80,
+            ..observed
+        };
+        let status = view(&entry, &observed).status.unwrap();
+        let urls: Vec<Option<&str>> = status.components[0]
+            .traffic
+            .iter()
+            .map(|t| t.url.as_deref())
+            .collect();
+        assert_eq!(
+            urls,
+            [None, Some("http://prev-iris-predictor.default.localhost")]
+        );
+    }
+
+    #[test]
+    fn the_traffic_split_is_a_gauge_per_target() {
+        assert_eq!(traffic_metrics(&RuntimeStatus::default()), "");
+        // No revision ready yet: no targets, no series.
+        assert_eq!(traffic_metrics(&split("iris", Vec::new())), "");
+
+        let help = "# HELP gantry_traffic_percent Percent of a component's requests its traffic \
+                    target sends to a revision (tag \"prev\": the rolled-out revision a canary \
+                    shares the traffic with; latest=\"true\": the latest ready revision).\n\
+                    # TYPE gantry_traffic_percent gauge\n";
+        let labels = r#"namespace="default",service="iris",component="predictor""#;
+        let canary = split(
+            "iris",
+            vec![
+                target("iris-predictor-00002", 10, true, Some("latest")),
+                target("iris-predictor-00001", 90, false, Some("prev")),
+            ],
+        );
+        assert_eq!(
+            traffic_metrics(&canary),
+            format!(
+                "{help}\
+                 gantry_traffic_percent{{{labels},revision=\"iris-predictor-00002\",tag=\"latest\",latest=\"true\"}} 10\n\
+                 gantry_traffic_percent{{{labels},revision=\"iris-predictor-00001\",tag=\"prev\",latest=\"false\"}} 90\n"
+            )
+        );
+
+        // A canary over the rolled-out revision itself: one revision, two series.
+        let same = split(
+            "iris",
+            vec![
+                target("iris-predictor-00001", 10, true, None),
+                target("iris-predictor-00001", 90, false, Some("prev")),
+            ],
+        );
+        assert_eq!(
+            traffic_metrics(&same),
+            format!(
+                "{help}\
+                 gantry_traffic_percent{{{labels},revision=\"iris-predictor-00001\",tag=\"\",latest=\"true\"}} 10\n\
+                 gantry_traffic_percent{{{labels},revision=\"iris-predictor-00001\",tag=\"prev\",latest=\"false\"}} 90\n"
+            )
+        );
+
+        // Pinned (0 %): the canary's series stays, at 0.
+        let pinned = split(
+            "iris",
+            vec![
+                target("iris-predictor-00002", 0, true, None),
+                target("iris-predictor-00001", 100, false, Some("prev")),
+            ],
+        );
+        let text = traffic_metrics(&pinned);
+        assert!(
+            text.contains(&format!(
+                "gantry_traffic_percent{{{labels},revision=\"iris-predictor-00002\",tag=\"\",latest=\"true\"}} 0\n"
+            )),
+            "{text}"
+        );
+
+        // Two targets with the same labels would be one series twice: they add up instead.
+        let twice = split(
+            "iris",
+            vec![
+                target("iris-predictor-00001", 40, false, Some("prev")),
+                target("iris-predictor-00001", 60, false, Some("prev")),
+            ],
+        );
+        assert_eq!(
+            traffic_metrics(&twice),
+            format!(
+                "{help}\
+                 gantry_traffic_percent{{{labels},revision=\"iris-predictor-00001\",tag=\"prev\",latest=\"false\"}} 100\n"
+            )
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use clap::Args;
 
 use super::{ApiArgs, Output, Resource};
 use crate::api::{ApiError, GpuList, GpuView, ServiceList, ServiceView};
+use crate::reconcile::plan::{ComponentStatus, TrafficTarget};
+use crate::reconcile::traffic::PREV_TAG;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -109,7 +111,6 @@ pub fn run_get(args: GetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// kubectl-style columns, padded to the widest cell.
 /// kubectl-style columns: each padded to its widest cell, three spaces apart.
 pub(super) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
@@ -128,12 +129,18 @@ pub(super) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// `gantry get isvc`: KServe's printer columns (PREV, LATEST, PREVROLLEDOUTREVISION and
+/// LATESTREADYREVISION are the predictor's, as `kubectl get isvc` shows them) between the
+/// namespace and gantry's own SPEC and FILE.
 pub fn table(items: &[ServiceView]) -> String {
-    const COLUMNS: [&str; 7] = [
+    const COLUMNS: [&str; 10] = [
         "NAMESPACE",
         "NAME",
         "URL",
         "READY",
+        "PREV",
+        "LATEST",
+        "PREVROLLEDOUTREVISION",
         "LATESTREADYREVISION",
         "SPEC",
         "FILE",
@@ -149,30 +156,62 @@ pub fn table(items: &[ServiceView]) -> String {
                 if n == 1 { "" } else { "s" }
             ),
         };
-        let (ready, latest_ready) = match &s.status {
-            None => ("-".to_string(), "-".to_string()),
-            Some(st) => (
-                st.conditions
-                    .iter()
-                    .find(|c| c.kind == "Ready")
-                    .map_or_else(|| "Unknown".into(), |c| c.status.clone()),
-                st.components
-                    .first()
-                    .and_then(|c| c.latest_ready_revision.clone())
-                    .unwrap_or_else(|| "<none>".into()),
-            ),
+        let (ready, [prev, latest, prev_revision], latest_ready) = match &s.status {
+            None => ("-".to_string(), Default::default(), "-".to_string()),
+            Some(st) => {
+                let predictor = st.predictor();
+                (
+                    st.conditions
+                        .iter()
+                        .find(|c| c.kind == "Ready")
+                        .map_or_else(|| "Unknown".into(), |c| c.status.clone()),
+                    traffic_columns(predictor.map_or(&[], |c| &c.traffic)),
+                    predictor
+                        .and_then(|c| c.latest_ready_revision.clone())
+                        .unwrap_or_else(|| "<none>".into()),
+                )
+            }
         };
         rows.push([
             s.namespace.clone(),
             s.name.clone(),
             s.url.clone(),
             ready,
+            prev,
+            latest,
+            prev_revision,
             latest_ready,
             spec,
             s.file.clone(),
         ]);
     }
     columns(&rows)
+}
+
+/// PREV, LATEST and PREVROLLEDOUTREVISION as KServe's printer columns select them from the
+/// traffic: `traffic[?(@.tag=='prev')].percent`, `traffic[?(@.latestRevision==true)].percent`
+/// and `traffic[?(@.tag=='prev')].revisionName`. A cell is blank where no target matches, as
+/// kubectl prints it (no `prev` target without a canary; no target at all while no revision
+/// is ready). KServe's split has at most one target of each kind; more would be listed with
+/// commas.
+fn traffic_columns(traffic: &[TrafficTarget]) -> [String; 3] {
+    let prev = || {
+        traffic
+            .iter()
+            .filter(|t| t.tag.as_deref() == Some(PREV_TAG))
+    };
+    let join = |cells: Vec<String>| cells.join(",");
+    [
+        join(prev().map(|t| t.percent.to_string()).collect()),
+        join(
+            traffic
+                .iter()
+                .filter(|t| t.latest_revision)
+                .map(|t| t.percent.to_string())
+                .collect(),
+        ),
+        join(prev().map(|t| t.revision_name.clone()).collect()),
+    ]
 }
 
 /// `gantry get gpus [UUID]`: like a node list, GPUs belong to no namespace.
@@ -351,26 +390,11 @@ pub fn describe(v: &ServiceView) -> String {
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(": ");
-            let _ = writeln!(out, "  {:<16} {:<6} {why}", c.kind, c.status);
+            let line = format!("  {:<16} {:<6} {why}", c.kind, c.status);
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         for c in &st.components {
-            let traffic: Vec<String> = c
-                .traffic
-                .iter()
-                .map(|t| format!("{}% {}", t.percent, t.revision_name))
-                .collect();
-            let _ = writeln!(
-                out,
-                "Revisions ({}):  latest created {}, latest ready {}, traffic {}",
-                c.component,
-                c.latest_created_revision.as_deref().unwrap_or("<none>"),
-                c.latest_ready_revision.as_deref().unwrap_or("<none>"),
-                if traffic.is_empty() {
-                    "<none>".to_string()
-                } else {
-                    traffic.join(", ")
-                }
-            );
+            describe_revisions(&mut out, c);
         }
         for a in &v.autoscaling {
             let average = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
@@ -456,6 +480,40 @@ pub fn describe(v: &ServiceView) -> String {
     out
 }
 
+/// A component's revisions, KServe's rollout bookkeeping and where its traffic goes: one row
+/// per traffic target, with the URL that reaches a tagged target's revision alone.
+fn describe_revisions(out: &mut String, c: &ComponentStatus) {
+    use std::fmt::Write;
+    let none = |r: &Option<String>| r.clone().unwrap_or_else(|| "<none>".into());
+    let _ = writeln!(out, "Revisions ({}):", c.component);
+    for (field, revision) in [
+        ("Latest created:", &c.latest_created_revision),
+        ("Latest ready:", &c.latest_ready_revision),
+        ("Latest rolled out:", &c.latest_rolledout_revision),
+        ("Previous rolled out:", &c.previous_rolledout_revision),
+    ] {
+        let _ = writeln!(out, "  {field:<22}{}", none(revision));
+    }
+    if c.traffic.is_empty() {
+        let _ = writeln!(out, "  {:<22}<none>", "Traffic:");
+        return;
+    }
+    let _ = writeln!(out, "  Traffic:");
+    let mut rows = vec![["PERCENT", "REVISION", "LATEST", "TAG", "URL"].map(String::from)];
+    for t in &c.traffic {
+        rows.push([
+            format!("{}%", t.percent),
+            t.revision_name.clone(),
+            t.latest_revision.to_string(),
+            t.tag.clone().unwrap_or_default(),
+            t.url.clone().unwrap_or_default(),
+        ]);
+    }
+    for line in columns(&rows).lines() {
+        let _ = writeln!(out, "    {line}");
+    }
+}
+
 fn quantity(
     m: &std::collections::BTreeMap<String, crate::spec::quantity::Quantity>,
     key: &str,
@@ -475,6 +533,130 @@ mod tests {
     use super::*;
     use crate::api::GpuHolder;
     use crate::gpu::Gpu;
+    use crate::reconcile::executor::ServiceStatus;
+    use crate::reconcile::plan::{ComponentStatus, Condition, TrafficTarget};
+
+    const REV1: &str = "iris-predictor-00001";
+    const REV2: &str = "iris-predictor-00002";
+
+    fn target(revision: &str, percent: u32, latest: bool, tag: Option<&str>) -> TrafficTarget {
+        TrafficTarget::new(revision, percent, latest, tag)
+    }
+
+    /// Service `name` with one predictor: its latest ready revision, rolled-out bookkeeping
+    /// (latest, previous) and traffic, through the API's view as the CLI reads it.
+    fn service(
+        name: &str,
+        latest_ready: Option<&str>,
+        rolled_out: (Option<&str>, Option<&str>),
+        traffic: Vec<TrafficTarget>,
+    ) -> ServiceView {
+        let status = ServiceStatus {
+            conditions: vec![Condition {
+                kind: "Ready".into(),
+                status: "True".into(),
+                reason: None,
+                message: None,
+            }],
+            components: vec![ComponentStatus {
+                component: "predictor".into(),
+                latest_created_revision: latest_ready.map(Into::into),
+                latest_ready_revision: latest_ready.map(Into::into),
+                latest_rolledout_revision: rolled_out.0.map(Into::into),
+                previous_rolledout_revision: rolled_out.1.map(Into::into),
+                traffic,
+                ready: true,
+                reason: None,
+                message: None,
+            }],
+            ..ServiceStatus::default()
+        };
+        ServiceView {
+            namespace: "default".into(),
+            name: name.into(),
+            url: crate::api::service_url(name, "default", "localhost", 8080),
+            file: format!("/srv/{name}.yaml"),
+            spec_status: "Valid".into(),
+            generation: 1,
+            diagnostics: Vec::new(),
+            spec: None,
+            status: Some({
+                let mut status = status;
+                crate::api::add_tag_urls(&mut status, name, "default", "localhost", 8080);
+                status
+            }),
+            autoscaling: Vec::new(),
+        }
+    }
+
+    /// 10 % to the canary (00002), 90 % to the rolled-out 00001, tag routing on.
+    fn canary() -> ServiceView {
+        service(
+            "iris",
+            Some(REV2),
+            (Some(REV1), None),
+            vec![
+                target(REV2, 10, true, Some("latest")),
+                target(REV1, 90, false, Some("prev")),
+            ],
+        )
+    }
+
+    #[test]
+    fn the_table_shows_the_predictor_split_as_kserve_prints_it() {
+        let mut no_containers = service("off", None, (None, None), Vec::new());
+        no_containers.status = None;
+        let mut not_ready = service("new", None, (None, None), Vec::new());
+        if let Some(st) = &mut not_ready.status {
+            st.conditions[0].status = "False".into();
+        }
+        let table = table(&[
+            canary(),
+            // canaryTrafficPercent: 0 pins every request to the rolled-out revision.
+            service(
+                "pinned",
+                Some("pinned-predictor-00002"),
+                (Some("pinned-predictor-00001"), None),
+                vec![
+                    target("pinned-predictor-00002", 0, true, None),
+                    target("pinned-predictor-00001", 100, false, Some("prev")),
+                ],
+            ),
+            // Promoted: the canary has it all and there is no prev target.
+            service(
+                "promoted",
+                Some("promoted-predictor-00002"),
+                (
+                    Some("promoted-predictor-00002"),
+                    Some("promoted-predictor-00001"),
+                ),
+                vec![target("promoted-predictor-00002", 100, true, None)],
+            ),
+            // Rolled back after a promotion: the same revision on both sides of the split.
+            service(
+                "back",
+                Some("back-predictor-00001"),
+                (Some("back-predictor-00001"), None),
+                vec![
+                    target("back-predictor-00001", 10, true, None),
+                    target("back-predictor-00001", 90, false, Some("prev")),
+                ],
+            ),
+            // Nothing ready yet: no traffic.
+            not_ready,
+            no_containers,
+        ]);
+        assert_eq!(
+            table,
+            "NAMESPACE   NAME       URL                                      READY   PREV   LATEST   PREVROLLEDOUTREVISION    LATESTREADYREVISION        SPEC    FILE\n\
+             default     iris       http://iris.default.localhost:8080       True    90     10       iris-predictor-00001     iris-predictor-00002       Valid   /srv/iris.yaml\n\
+             default     pinned     http://pinned.default.localhost:8080     True    100    0        pinned-predictor-00001   pinned-predictor-00002     Valid   /srv/pinned.yaml\n\
+             default     promoted   http://promoted.default.localhost:8080   True           100                               promoted-predictor-00002   Valid   /srv/promoted.yaml\n\
+             default     back       http://back.default.localhost:8080       True    90     10       back-predictor-00001     back-predictor-00001       Valid   /srv/back.yaml\n\
+             default     new        http://new.default.localhost:8080        False                                            <none>                     Valid   /srv/new.yaml\n\
+             default     off        http://off.default.localhost:8080        -                                                -                          Valid   /srv/off.yaml\n"
+        );
+    }
 
     fn view(uuid: &str, class: &str, util: Option<u32>, held: Option<GpuHolder>) -> GpuView {
         GpuView {
@@ -493,6 +675,57 @@ mod tests {
             labels: Default::default(),
             held_by: held,
         }
+    }
+
+    /// The lines `describe` prints from `Revisions (` up to the replicas.
+    fn revisions_block(v: &ServiceView) -> String {
+        let text = describe(v);
+        let start = text.find("Revisions (").expect(&text);
+        let end = text.find("Replicas:").expect(&text);
+        text[start..end].to_string()
+    }
+
+    #[test]
+    fn describe_lists_the_traffic_targets_and_the_rollout() {
+        assert_eq!(
+            revisions_block(&canary()),
+            "Revisions (predictor):\n\
+             \x20 Latest created:       iris-predictor-00002\n\
+             \x20 Latest ready:         iris-predictor-00002\n\
+             \x20 Latest rolled out:    iris-predictor-00001\n\
+             \x20 Previous rolled out:  <none>\n\
+             \x20 Traffic:\n\
+             \x20   PERCENT   REVISION               LATEST   TAG      URL\n\
+             \x20   10%       iris-predictor-00002   true     latest   http://latest-iris-predictor.default.localhost:8080\n\
+             \x20   90%       iris-predictor-00001   false    prev     http://prev-iris-predictor.default.localhost:8080\n"
+        );
+        let promoted = service(
+            "iris",
+            Some(REV2),
+            (Some(REV2), Some(REV1)),
+            vec![target(REV2, 100, true, None)],
+        );
+        assert_eq!(
+            revisions_block(&promoted),
+            "Revisions (predictor):\n\
+             \x20 Latest created:       iris-predictor-00002\n\
+             \x20 Latest ready:         iris-predictor-00002\n\
+             \x20 Latest rolled out:    iris-predictor-00002\n\
+             \x20 Previous rolled out:  iris-predictor-00001\n\
+             \x20 Traffic:\n\
+             \x20   PERCENT   REVISION               LATEST   TAG   URL\n\
+             \x20   100%      iris-predictor-00002   true\n"
+        );
+        let not_ready = service("iris", None, (None, None), Vec::new());
+        assert_eq!(
+            revisions_block(&not_ready),
+            "Revisions (predictor):\n\
+             \x20 Latest created:       <none>\n\
+             \x20 Latest ready:         <none>\n\
+             \x20 Latest rolled out:    <none>\n\
+             \x20 Previous rolled out:  <none>\n\
+             \x20 Traffic:              <none>\n"
+        );
     }
 
     #[test]

@@ -120,6 +120,14 @@ pub struct ServiceStatus {
     pub models: Vec<ModelView>,
 }
 
+impl ServiceStatus {
+    /// The predictor's status: the component `kubectl get isvc` shows.
+    pub fn predictor(&self) -> Option<&ComponentStatus> {
+        let predictor = crate::spec::validate::ComponentKind::Predictor.as_str();
+        self.components.iter().find(|c| c.component == predictor)
+    }
+}
+
 /// What the reconciler publishes after every pass.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuntimeStatus {

@@ -464,6 +464,21 @@ pub struct TrafficTarget {
     /// `latest` or `prev`: the target has its own host, `<tag>-<isvc>-<component>.<ns>...`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// That host's URL, for a tagged target (filled in by the API, which knows the domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl TrafficTarget {
+    pub fn new(revision: &str, percent: u32, latest_revision: bool, tag: Option<&str>) -> Self {
+        TrafficTarget {
+            revision_name: revision.to_string(),
+            percent,
+            latest_revision,
+            tag: tag.map(str::to_string),
+            url: None,
+        }
+    }
 }
 
 /// A component's revisions, oldest first.
@@ -1310,12 +1325,7 @@ mod tests {
         );
         assert_eq!(
             s.traffic,
-            [TrafficTarget {
-                revision_name: "iris-predictor-00001".into(),
-                percent: 100,
-                latest_revision: true,
-                tag: None,
-            }]
+            [TrafficTarget::new("iris-predictor-00001", 100, true, None)]
         );
         assert!(!s.ready);
         assert_eq!(s.reason.as_deref(), Some("RevisionFailed"));

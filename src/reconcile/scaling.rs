@@ -397,12 +397,7 @@ mod tests {
             previous_rolledout_revision: None,
             traffic: traffic
                 .iter()
-                .map(|&(name, percent, latest)| TrafficTarget {
-                    revision_name: name.into(),
-                    percent,
-                    latest_revision: latest,
-                    tag: None,
-                })
+                .map(|&(name, percent, latest)| TrafficTarget::new(name, percent, latest, None))
                 .collect(),
             ready: true,
             reason: None,

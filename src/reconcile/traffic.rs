@@ -180,15 +180,12 @@ pub fn resolve(spec: &[RouteTarget], latest_ready_revision: Option<&str>) -> Vec
         return Vec::new();
     };
     spec.iter()
-        .map(|t| TrafficTarget {
-            revision_name: if t.latest_revision {
-                latest_ready.to_string()
-            } else {
-                t.revision_name.clone().unwrap_or_default()
-            },
-            percent: t.percent,
-            latest_revision: t.latest_revision,
-            tag: t.tag.clone(),
+        .map(|t| {
+            let revision = match (&t.revision_name, t.latest_revision) {
+                (Some(name), false) => name.as_str(),
+                _ => latest_ready,
+            };
+            TrafficTarget::new(revision, t.percent, t.latest_revision, t.tag.as_deref())
         })
         .collect()
 }
@@ -283,12 +280,7 @@ mod tests {
     }
 
     fn target(name: &str, percent: u32, latest: bool, tag: Option<&str>) -> TrafficTarget {
-        TrafficTarget {
-            revision_name: name.into(),
-            percent,
-            latest_revision: latest,
-            tag: tag.map(Into::into),
-        }
+        TrafficTarget::new(name, percent, latest, tag)
     }
 
     fn sum(traffic: &[TrafficTarget]) -> u32 {

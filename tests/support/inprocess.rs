@@ -47,12 +47,7 @@ pub fn status(service: &str, port: u16) -> RuntimeStatus {
     split_status(
         service,
         &[(revision.as_str(), port)],
-        vec![TrafficTarget {
-            revision_name: revision.clone(),
-            percent: 100,
-            latest_revision: true,
-            tag: None,
-        }],
+        vec![TrafficTarget::new(&revision, 100, true, None)],
     )
 }
 
