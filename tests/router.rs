@@ -16,47 +16,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::daemon::{
-    containers, docker, engine_and_image_ready, models_dir, ready_replicas, wait_for,
-    wait_until_removed, Daemon, MODEL_SERVER,
+    containers, docker, engine_and_image_ready, model_server_service as service, ready_replicas,
+    wait_for, wait_until_removed, Daemon, MODEL_SERVER,
 };
 use support::http::{request, request_timed, Reply};
 
 /// Three Iris flowers, one of each class.
 const INSTANCES: &str =
     r#"{"instances": [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]]}"#;
-
-/// An InferenceService running the example model server with `args` and predictor fields
-/// `extra` (indented under `predictor:`), annotations `annotations`.
-fn service(name: &str, annotations: &str, extra: &str, args: &str) -> String {
-    let annotations = if annotations.is_empty() {
-        String::new()
-    } else {
-        format!("  annotations:\n{annotations}")
-    };
-    format!(
-        "apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: {name}
-{annotations}spec:
-  predictor:
-{extra}    containers:
-    - name: kserve-container
-      image: {MODEL_SERVER}
-      args: [--model-name={name}{args}]
-      env:
-      - name: STORAGE_URI
-        value: {models}
-      readinessProbe:
-        httpGet: {{path: /v2/health/ready}}
-        periodSeconds: 1
-      resources:
-        requests: {{cpu: 50m, memory: 32Mi}}
-        limits: {{cpu: 500m, memory: 64Mi}}
-",
-        models = models_dir().display()
-    )
-}
 
 struct Setup {
     _tmp: tempfile::TempDir,

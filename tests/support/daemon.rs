@@ -102,6 +102,40 @@ impl Drop for Daemon {
     }
 }
 
+/// An InferenceService running the example model server with `args` (each after a comma,
+/// as `, --version=v2`), predictor fields `extra` (indented under `predictor:`) and
+/// `annotations` (indented under `annotations:`).
+pub fn model_server_service(name: &str, annotations: &str, extra: &str, args: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{annotations}")
+    };
+    format!(
+        "apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+{annotations}spec:
+  predictor:
+{extra}    containers:
+    - name: kserve-container
+      image: {MODEL_SERVER}
+      args: [--model-name={name}{args}]
+      env:
+      - name: STORAGE_URI
+        value: {models}
+      readinessProbe:
+        httpGet: {{path: /v2/health/ready}}
+        periodSeconds: 1
+      resources:
+        requests: {{cpu: 50m, memory: 32Mi}}
+        limits: {{cpu: 500m, memory: 64Mi}}
+",
+        models = models_dir().display()
+    )
+}
+
 /// Waits for `condition` on the service's API view, with a deadline.
 pub fn wait_for(
     d: &Daemon,
