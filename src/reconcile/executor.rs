@@ -11,9 +11,9 @@ use tracing::{info, warn};
 
 use super::model::{ModelAccess, ModelFor};
 use super::plan::{
-    component_split, component_status, conditions, new_revisions, plan, Action, ComponentId,
-    ComponentStatus, Condition, CreateFailure, DesiredEntry, Observed, ObservedReplica, Pending,
-    BACKOFF_RESET_AFTER,
+    component_split, component_status, conditions, desired_entries, new_revisions, plan, Action,
+    ComponentId, ComponentStatus, Condition, CreateFailure, DesiredEntry, Observed,
+    ObservedReplica, Pending, BACKOFF_RESET_AFTER,
 };
 use crate::gpu::{class_for, Inventory};
 use crate::runtime::convert::{container_spec, ConvertContext, ModelMounts, SecurityPolicy};
@@ -615,54 +615,6 @@ fn keep_records(
             records.clone()
         }
     }
-}
-
-/// The components the folder wants, with the folder of their YAML file.
-fn desired_entries(catalog: &Catalog, history: &[RevisionRecord]) -> Vec<DesiredEntry> {
-    let mut out = Vec::new();
-    for entry in catalog.services.values() {
-        let Some(desired) = &entry.desired else {
-            // In the folder but invalid since before this daemon started: its last good spec
-            // is its latest revision (an invalid edit never takes a working service down).
-            let mut latest: BTreeMap<&str, &RevisionRecord> = BTreeMap::new();
-            for r in history
-                .iter()
-                .filter(|r| r.namespace == entry.namespace && r.service == entry.name)
-            {
-                if latest
-                    .get(r.component.as_str())
-                    .is_none_or(|l| l.number < r.number)
-                {
-                    latest.insert(&r.component, r);
-                }
-            }
-            out.extend(latest.values().map(|r| DesiredEntry {
-                id: ComponentId::of(r),
-                component: r.component_spec.clone(),
-                source_dir: r.source_dir.clone(),
-                rolled_out: None,
-            }));
-            continue;
-        };
-        let source_dir = Path::new(&entry.file)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| ".".into());
-        for c in &desired.components {
-            let canary = desired.legacy_canary.iter().find(|k| k.kind == c.kind);
-            out.push(DesiredEntry {
-                id: ComponentId {
-                    namespace: entry.namespace.clone(),
-                    service: entry.name.clone(),
-                    component: c.kind.as_str().to_string(),
-                },
-                component: canary.unwrap_or(c).clone(),
-                source_dir: source_dir.clone(),
-                rolled_out: canary.map(|_| c.clone()),
-            });
-        }
-    }
-    out
 }
 
 /// Reads a replica's identity from its labels.

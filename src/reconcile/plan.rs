@@ -6,12 +6,14 @@
 //! latest revision that never becomes ready leaves the older one serving.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::traffic::{self, Split};
 use crate::runtime::ContainerState;
+use crate::spec::catalog::Catalog;
 use crate::spec::normalize::DesiredComponent;
 use crate::store::{ComponentRecord, RevisionRecord};
 
@@ -71,6 +73,54 @@ impl DesiredEntry {
             .filter(|r| ComponentId::of(r) == self.id && r.key == spec.revision_key)
             .max_by_key(|r| r.number)
     }
+}
+
+/// The components the folder wants, with the folder of their YAML file.
+pub fn desired_entries(catalog: &Catalog, history: &[RevisionRecord]) -> Vec<DesiredEntry> {
+    let mut out = Vec::new();
+    for entry in catalog.services.values() {
+        let Some(desired) = &entry.desired else {
+            // In the folder but invalid since before this daemon started: its last good spec
+            // is its latest revision (an invalid edit never takes a working service down).
+            let mut latest: BTreeMap<&str, &RevisionRecord> = BTreeMap::new();
+            for r in history
+                .iter()
+                .filter(|r| r.namespace == entry.namespace && r.service == entry.name)
+            {
+                if latest
+                    .get(r.component.as_str())
+                    .is_none_or(|l| l.number < r.number)
+                {
+                    latest.insert(&r.component, r);
+                }
+            }
+            out.extend(latest.values().map(|r| DesiredEntry {
+                id: ComponentId::of(r),
+                component: r.component_spec.clone(),
+                source_dir: r.source_dir.clone(),
+                rolled_out: None,
+            }));
+            continue;
+        };
+        let source_dir = Path::new(&entry.file)
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| ".".into());
+        for c in &desired.components {
+            let canary = desired.legacy_canary.iter().find(|k| k.kind == c.kind);
+            out.push(DesiredEntry {
+                id: ComponentId {
+                    namespace: entry.namespace.clone(),
+                    service: entry.name.clone(),
+                    component: c.kind.as_str().to_string(),
+                },
+                component: canary.unwrap_or(c).clone(),
+                source_dir: source_dir.clone(),
+                rolled_out: canary.map(|_| c.clone()),
+            });
+        }
+    }
+    out
 }
 
 /// The revisions to add so that every desired component's latest revision runs what it
@@ -1185,8 +1235,27 @@ mod tests {
         assert!(plan(&revisions, &[d], &observed, T0).actions.is_empty());
     }
 
-    /// The predictor entry of a KFServing v1alpha2 file, as the reconciler makes it: the
-    /// canary endpoint's component beside the default one's.
+    /// The predictor entry of a KFServing v1alpha2 file, as the reconciler makes it.
+    fn v1alpha2_file(text: &str) -> DesiredEntry {
+        let opts = LoadOptions::default();
+        let c = next_catalog(
+            &Catalog::default(),
+            &[Arc::new(parse_file("iris.yaml", text, &opts))],
+            &opts,
+        );
+        assert!(
+            c.services.values().all(|s| s.desired.is_some()),
+            "{:?}",
+            c.all_diagnostics()
+        );
+        let mut entries = desired_entries(&c, &[]);
+        assert_eq!(entries.len(), 1);
+        let mut e = entries.remove(0);
+        e.id.service = id().service;
+        e
+    }
+
+    /// A v1alpha2 file whose endpoints run `default_image` and `canary`'s.
     fn v1alpha2_entry(
         default_image: &str,
         percent: Option<u32>,
@@ -1205,32 +1274,34 @@ mod tests {
         if let Some(image) = canary {
             text.push_str(&format!("  canary:\n{}", endpoint(image)));
         }
-        let opts = LoadOptions::default();
-        let c = next_catalog(
-            &Catalog::default(),
-            &[Arc::new(parse_file("iris.yaml", &text, &opts))],
-            &opts,
-        );
-        let service = c.services.values().next().unwrap();
-        let desired = service
-            .desired
-            .as_ref()
-            .unwrap_or_else(|| panic!("{:?}", c.all_diagnostics()));
-        let default = desired.components[0].clone();
-        assert_eq!(default.scaling.canary_traffic_percent, None);
-        match desired.legacy_canary.first() {
-            Some(canary) => DesiredEntry {
-                id: id(),
-                component: canary.clone(),
-                source_dir: ".".into(),
-                rolled_out: Some(default),
-            },
-            None => DesiredEntry {
-                id: id(),
-                component: default,
-                source_dir: ".".into(),
-                rolled_out: None,
-            },
+        v1alpha2_file(&text)
+    }
+
+    #[test]
+    fn kfserving_v1alpha2_rollout_samples_split_between_default_and_canary() {
+        for (sample, canary) in [("canary", 10), ("pinned", 0)] {
+            let path = crate::reconcile::traffic::tests::corpus_path(&format!(
+                "isvc/kserve__kserve__docs__samples__rollouts__{sample}.yaml"
+            ));
+            let d = v1alpha2_file(&std::fs::read_to_string(path).unwrap());
+            let revisions = new_revisions(&[], std::slice::from_ref(&d), 1);
+            // Two revisions: the default endpoint's model (flowers), then the canary's
+            // (flowers-2).
+            assert_eq!(revisions.len(), 2, "{sample}");
+            assert_eq!(
+                revisions[0].key,
+                d.rolled_out.as_ref().unwrap().revision_key
+            );
+            assert_eq!(revisions[1].key, d.component.revision_key);
+            assert_ne!(revisions[0].key, revisions[1].key, "{sample}");
+            let observed = both_ready(&revisions);
+            let s = component_status(&id(), &d, &revisions, &observed);
+            assert_eq!(
+                percents(&s),
+                [(NEW, canary, None), (OLD, 100 - canary, Some("prev"))],
+                "{sample}"
+            );
+            assert_eq!(s.latest_rolledout_revision.as_deref(), Some(OLD));
         }
     }
 
@@ -1238,6 +1309,8 @@ mod tests {
     fn v1alpha2_default_and_canary_are_the_rolled_out_and_the_latest_revision() {
         let d = v1alpha2_entry("img:1", Some(20), Some("img:2"));
         assert_eq!(d.component.scaling.canary_traffic_percent, Some(20));
+        let default = d.rolled_out.as_ref().expect("the default endpoint");
+        assert_eq!(default.scaling.canary_traffic_percent, None);
         let revisions = new_revisions(&[], std::slice::from_ref(&d), 1);
         assert_eq!(
             revisions

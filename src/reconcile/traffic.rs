@@ -255,7 +255,7 @@ pub fn pick<T>(items: &[T], percent: impl Fn(&T) -> u32, roll: u32) -> Option<&T
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spec::catalog::{parse_file, Body, LoadOptions};
     use crate::spec::types::PredictorSpec;
@@ -287,14 +287,20 @@ mod tests {
         traffic.iter().map(|t| t.percent).sum()
     }
 
-    fn corpus_file(step: &str) -> PathBuf {
+    /// A file of the shared corpus (`isvc/...`), next to the repository.
+    pub(crate) fn corpus_path(name: &str) -> PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let name = format!("isvc/kserve__kserve__docs__samples__v1beta1__rollout__{step}.yaml");
         ["../shared/corpus", "shared/corpus"]
             .iter()
-            .map(|p| root.join(p).join(&name))
+            .map(|p| root.join(p).join(name))
             .find(|p| p.is_file())
             .unwrap_or_else(|| panic!("corpus file {name} next to the repository"))
+    }
+
+    fn corpus_file(step: &str) -> PathBuf {
+        corpus_path(&format!(
+            "isvc/kserve__kserve__docs__samples__v1beta1__rollout__{step}.yaml"
+        ))
     }
 
     /// The predictor of a rollout sample file, read with the project's own loader.
