@@ -475,3 +475,118 @@ fn a_canary_splits_survives_a_restart_promotes_and_rolls_back() {
     std::fs::remove_file(&file).unwrap();
     wait_until_removed(&[&name]);
 }
+
+/// A KFServing v1alpha2 endpoint (`default:` or `canary:`) running the model server as
+/// `version`.
+fn v1alpha2_endpoint(name: &str, version: &str) -> String {
+    format!(
+        "    predictor:
+      minReplicas: 1
+      maxReplicas: 1
+      custom:
+        container:
+          name: kfserving-container
+          image: {image}
+          args: [--model-name={name}, --version={version}]
+          env:
+          - name: STORAGE_URI
+            value: {models}
+          readinessProbe:
+            httpGet: {{path: /v2/health/ready}}
+            periodSeconds: 1
+          resources:
+            requests: {{cpu: 50m, memory: 32Mi}}
+            limits: {{cpu: 500m, memory: 64Mi}}
+",
+        image = support::daemon::MODEL_SERVER,
+        models = support::daemon::models_dir().display()
+    )
+}
+
+/// A v1alpha2 file: `default` answering v1 and, when `canary` is `Some(p)`, a `canary`
+/// endpoint answering v2 with `canaryTrafficPercent: p`; without one, `default` answers as
+/// `default_version`.
+fn v1alpha2_service(name: &str, default_version: &str, canary: Option<u32>) -> String {
+    let mut text = format!(
+        "apiVersion: serving.kubeflow.org/v1alpha2
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  default:
+{}",
+        v1alpha2_endpoint(name, default_version)
+    );
+    if let Some(percent) = canary {
+        text.push_str(&format!(
+            "  canaryTrafficPercent: {percent}\n  canary:\n{}",
+            v1alpha2_endpoint(name, "v2")
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_v1alpha2_default_and_canary_share_the_traffic_and_promote() {
+    if !engine_and_image_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("services");
+    std::fs::create_dir(&dir).unwrap();
+    let name = format!("alpha-{}", std::process::id());
+    let file = dir.join(format!("{name}.yaml"));
+    let _cleanup = Cleanup {
+        file: file.clone(),
+        name: name.clone(),
+    };
+    let (rev1, rev2) = (
+        format!("{name}-predictor-00001"),
+        format!("{name}-predictor-00002"),
+    );
+    let d = Daemon::start(&dir, &tmp.path().join("state"));
+
+    // Both endpoints at once: the default one is the rolled-out revision from the start.
+    std::fs::write(&file, v1alpha2_service(&name, "v1", Some(20))).unwrap();
+    let v = wait_for(&d, &name, "default and canary ready, 80/20", 60, |v| {
+        traffic(v)
+            == [
+                target(&rev2, 20, true, None),
+                target(&rev1, 80, false, Some("prev")),
+            ]
+            && replicas(v).len() == 2
+    });
+    assert_eq!(
+        field(&v, "latestRolledoutRevision").as_deref(),
+        Some(&*rev1)
+    );
+    // Binomial(1000, 0.2): mean 200, sd 12.6; ±5 sd is 137..=263.
+    let host = format!("{name}.default.localhost");
+    let counts = versions(&host, &batch(&d.listen, &host, &name, 1_000, 16));
+    eprintln!("v1alpha2 80/20 over 1,000 requests: {counts:?}");
+    let v2 = counts.get("v2").copied().unwrap_or(0);
+    assert!(
+        (137..=263).contains(&v2),
+        "a 20 % canary got {v2} of 1,000: {counts:?}"
+    );
+    all_answered_by(
+        &d.listen,
+        &format!("prev-{name}-predictor.default.localhost"),
+        &name,
+        20,
+        "v1",
+    );
+
+    // KFServing's promotion: the canary copied into `default`, `canary` removed. Its
+    // revision takes everything; no new revision; the old default's replica goes.
+    std::fs::write(&file, v1alpha2_service(&name, "v2", None)).unwrap();
+    let v = wait_for(&d, &name, "the canary promoted", 60, |v| {
+        traffic(v) == [target(&rev2, 100, true, None)] && !has_replicas(v, &rev1)
+    });
+    assert_eq!(field(&v, "latestCreatedRevision").as_deref(), Some(&*rev2));
+    assert_eq!(
+        field(&v, "latestRolledoutRevision").as_deref(),
+        Some(&*rev2)
+    );
+    all_answered_by(&d.listen, &host, &name, 50, "v2");
+}

@@ -824,6 +824,33 @@ async fn an_unknown_host_gets_a_json_404_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
+async fn a_body_that_comes_after_its_head_is_read_before_the_404_and_the_connection_goes_on() {
+    // Answering before the body arrived and closing with it unread resets the connection:
+    // the client can lose the answer.
+    let replica = echo_target().await;
+    let gantry = start(&isvc("known", ""), "known", replica.port, 10).await;
+    let mut client = Wire::connect(gantry.addr).await;
+    client
+        .send("POST /x HTTP/1.1\r\nHost: unknown.default.localhost\r\nContent-Length: 5\r\n\r\n")
+        .await;
+    let mut byte = [0u8; 1];
+    let early =
+        tokio::time::timeout(Duration::from_millis(300), client.stream.read(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "answered before the body arrived: {early:?}"
+    );
+    client.send("hello").await;
+    let head = client.head().await;
+    assert_eq!(head.status(), 404, "{head:?}");
+    assert!(!head.has("connection"), "kept alive: {head:?}");
+    let _ = client.take(head.length().unwrap()).await;
+    let (head, body) = client.exchange(get("known", "/x")).await;
+    assert_eq!(head.status(), 200, "{head:?}");
+    assert_eq!(body, b"answer to /x");
+}
+
+#[tokio::test]
 async fn a_replica_that_never_answers_gets_the_client_a_504_at_the_timeout() {
     let (listener, port) = listen().await;
     let (took, taken) = oneshot::channel::<()>();

@@ -47,6 +47,10 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Read buffers grow by at least this much.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// How long the rest of a request's body may take to arrive when the router answers the
+/// request itself (a 404, a 503 with no revision): after that the connection is closed.
+const UNREAD_BODY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves an HTTP/1.1 client connection until it closes, or until `stop` turns true and
 /// its request in flight has its answer.
 pub(crate) async fn serve(
@@ -379,7 +383,7 @@ impl Conn {
                             "application/json",
                             not_found.body(),
                         );
-                        return self.answer_unread(&head, answer, stopping).await;
+                        return self.answer_unread(&head, answer, expiry, stopping).await;
                     }
                 }
             }
@@ -403,7 +407,11 @@ impl Conn {
     ) -> Done {
         let revision = match ticket::target(router, routed) {
             Ok(revision) => revision,
-            Err(answer) => return self.answer_unread(&head, answer, stopping).await,
+            Err(answer) => {
+                return self
+                    .answer_unread(&head, answer, expiry.as_mut(), stopping)
+                    .await
+            }
         };
         // Replicas that speak h2c are reached through hyper.
         if revision.h2c() {
@@ -663,8 +671,29 @@ impl Conn {
 
     /// Answers a request whose body may not have been read: the connection stays open only
     /// when the whole request is in the buffer (it is then passed over).
-    async fn answer_unread(&mut self, head: &RequestHead, answer: Answer, stopping: bool) -> Done {
+    async fn answer_unread(
+        &mut self,
+        head: &RequestHead,
+        answer: Answer,
+        mut expiry: Pin<&mut Sleep>,
+        stopping: bool,
+    ) -> Done {
+        // The rest of the body is read first (it is small on this path): closing with it
+        // unread would reset the connection, and the client could lose the answer.
         let whole = head.head_len + head.body_len;
+        expiry.as_mut().reset(Instant::now() + UNREAD_BODY_LIMIT);
+        while self.buf.len() < whole {
+            self.buf.reserve(whole - self.buf.len());
+            tokio::select! {
+                biased;
+                read = self.stream.read_buf(&mut self.buf) => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        return Done::Close;
+                    }
+                }
+                () = expiry.as_mut() => break,
+            }
+        }
         let read = self.buf.len() >= whole;
         if read {
             self.buf.advance(whole);
