@@ -691,7 +691,13 @@ impl Conn {
                         return Done::Close;
                     }
                 }
-                () = expiry.as_mut() => break,
+                () = expiry.as_mut() => {
+                    debug!(
+                        limit = ?UNREAD_BODY_LIMIT,
+                        "the rest of a request body did not come; answering, then closing"
+                    );
+                    break;
+                }
             }
         }
         let read = self.buf.len() >= whole;
