@@ -53,14 +53,40 @@ fn service(name: &str, version: &str, annotations: &str, predictor: &str) -> Str
 
 const TAG_ROUTING: &str = "    serving.kserve.io/enable-tag-routing: \"true\"\n";
 
-/// Removes the service's file and its containers when the test ends, passed or not (after the
-/// daemon, which is declared later and so dropped first).
-struct Cleanup {
+/// A services folder and a state directory for one service, `<prefix>-<pid>`, with the names
+/// of its first two revisions. When the test ends, passed or not, its file and containers go
+/// (after the daemon, which is declared later and so dropped first).
+struct Setup {
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
     file: PathBuf,
     name: String,
+    rev1: String,
+    rev2: String,
 }
 
-impl Drop for Cleanup {
+impl Setup {
+    fn new(prefix: &str) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("services");
+        std::fs::create_dir(&dir).unwrap();
+        let name = format!("{prefix}-{}", std::process::id());
+        Setup {
+            file: dir.join(format!("{name}.yaml")),
+            rev1: format!("{name}-predictor-00001"),
+            rev2: format!("{name}-predictor-00002"),
+            dir,
+            name,
+            tmp,
+        }
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon::start(&self.dir, &self.tmp.path().join("state"))
+    }
+}
+
+impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
         let ids = containers(&format!("gantry.dev/inferenceservice={}", self.name));
@@ -284,24 +310,17 @@ fn a_canary_splits_survives_a_restart_promotes_and_rolls_back() {
     if !engine_and_image_ready() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("services");
-    let state = tmp.path().join("state");
-    std::fs::create_dir(&dir).unwrap();
-    let name = format!("canary-{}", std::process::id());
-    let file = dir.join(format!("{name}.yaml"));
-    let _cleanup = Cleanup {
-        file: file.clone(),
-        name: name.clone(),
-    };
-    let (rev1, rev2) = (
-        format!("{name}-predictor-00001"),
-        format!("{name}-predictor-00002"),
+    let s = Setup::new("canary");
+    let (name, file, rev1, rev2) = (
+        s.name.clone(),
+        s.file.clone(),
+        s.rev1.clone(),
+        s.rev2.clone(),
     );
     let service_host = format!("{name}.default.localhost");
     let prev_host = format!("prev-{name}-predictor.default.localhost");
     let latest_host = format!("latest-{name}-predictor.default.localhost");
-    let d = Daemon::start(&dir, &state);
+    let d = s.daemon();
 
     // Revision 1, rolled out: all the traffic. The canary below needs it recorded as
     // latestRolledoutRevision first, or (as in KServe) the new revision would take everything.
@@ -370,7 +389,7 @@ fn a_canary_splits_survives_a_restart_promotes_and_rolls_back() {
 
     // 2. A daemon restart: the split, the bookkeeping and the containers are kept.
     d.stop();
-    let d = Daemon::start(&dir, &state);
+    let d = s.daemon();
     let v = wait_for(&d, &name, "the split rebuilt after the restart", 30, |v| {
         replicas(v).len() == 2 && !traffic(v).is_empty()
     });
@@ -531,20 +550,14 @@ fn a_v1alpha2_default_and_canary_share_the_traffic_and_promote() {
     if !engine_and_image_ready() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("services");
-    std::fs::create_dir(&dir).unwrap();
-    let name = format!("alpha-{}", std::process::id());
-    let file = dir.join(format!("{name}.yaml"));
-    let _cleanup = Cleanup {
-        file: file.clone(),
-        name: name.clone(),
-    };
-    let (rev1, rev2) = (
-        format!("{name}-predictor-00001"),
-        format!("{name}-predictor-00002"),
+    let s = Setup::new("alpha");
+    let (name, file, rev1, rev2) = (
+        s.name.clone(),
+        s.file.clone(),
+        s.rev1.clone(),
+        s.rev2.clone(),
     );
-    let d = Daemon::start(&dir, &tmp.path().join("state"));
+    let d = s.daemon();
 
     // Both endpoints at once: the default one is the rolled-out revision from the start.
     std::fs::write(&file, v1alpha2_service(&name, "v1", Some(20))).unwrap();

@@ -128,6 +128,15 @@ impl Route {
     }
 }
 
+/// How reading the rest of a request went.
+enum Body {
+    Read,
+    /// The client closed the connection (or it failed).
+    Closed,
+    /// Not all of it came in time.
+    Late,
+}
+
 enum Next {
     Request(RequestHead),
     /// Closed by the client, or the daemon stops and the connection is idle.
@@ -423,18 +432,13 @@ impl Conn {
 
         // The body, within the deadline.
         let whole = head.head_len + head.body_len;
-        while self.buf.len() < whole {
-            self.buf.reserve(whole - self.buf.len());
-            tokio::select! {
-                biased;
-                read = self.stream.read_buf(&mut self.buf) => {
-                    if !matches!(read, Ok(n) if n > 0) {
-                        return Done::Close;
-                    }
-                }
-                () = expiry.as_mut() => {
-                    return self.answer(Some(&ticket), Answer::request_timeout(), true).await;
-                }
+        match self.read_request(whole, expiry.as_mut()).await {
+            Body::Read => {}
+            Body::Closed => return Done::Close,
+            Body::Late => {
+                return self
+                    .answer(Some(&ticket), Answer::request_timeout(), true)
+                    .await;
             }
         }
 
@@ -682,30 +686,40 @@ impl Conn {
         // unread would reset the connection, and the client could lose the answer.
         let whole = head.head_len + head.body_len;
         expiry.as_mut().reset(Instant::now() + UNREAD_BODY_LIMIT);
+        let read = match self.read_request(whole, expiry).await {
+            Body::Read => true,
+            Body::Closed => return Done::Close,
+            Body::Late => {
+                debug!(
+                    limit = ?UNREAD_BODY_LIMIT,
+                    "the rest of a request body did not come; answering, then closing"
+                );
+                false
+            }
+        };
+        if read {
+            self.buf.advance(whole);
+        }
+        self.answer(None, answer, head.close || stopping || !read)
+            .await
+    }
+
+    /// Reads until the buffer holds the whole request (`whole` bytes), unless `expiry`
+    /// comes first.
+    async fn read_request(&mut self, whole: usize, mut expiry: Pin<&mut Sleep>) -> Body {
         while self.buf.len() < whole {
             self.buf.reserve(whole - self.buf.len());
             tokio::select! {
                 biased;
                 read = self.stream.read_buf(&mut self.buf) => {
                     if !matches!(read, Ok(n) if n > 0) {
-                        return Done::Close;
+                        return Body::Closed;
                     }
                 }
-                () = expiry.as_mut() => {
-                    debug!(
-                        limit = ?UNREAD_BODY_LIMIT,
-                        "the rest of a request body did not come; answering, then closing"
-                    );
-                    break;
-                }
+                () = expiry.as_mut() => return Body::Late,
             }
         }
-        let read = self.buf.len() >= whole;
-        if read {
-            self.buf.advance(whole);
-        }
-        self.answer(None, answer, head.close || stopping || !read)
-            .await
+        Body::Read
     }
 
     /// Writes one of the router's own answers; it counts in the ticket's revision's
