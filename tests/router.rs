@@ -68,6 +68,19 @@ fn setup(config: &str) -> Setup {
     }
 }
 
+impl Setup {
+    /// Stops the daemon and starts another on the same folder, state and config.
+    fn restart(&mut self) {
+        self.daemon.terminate();
+        let config = self._tmp.path().join("gantry.yaml");
+        self.daemon = Daemon::start_with(
+            &self.dir,
+            &self._tmp.path().join("state"),
+            &["--config", config.to_str().unwrap()],
+        );
+    }
+}
+
 /// Drops a service's YAML into the watched folder.
 fn put(s: &Setup, name: &str, yaml: String) {
     s.services.borrow_mut().push(name.to_string());
@@ -518,7 +531,7 @@ fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
     if !engine_and_image_ready() {
         return;
     }
-    let s = setup(FAST_AUTOSCALER);
+    let mut s = setup(FAST_AUTOSCALER);
     let name = unique("burst");
     // containerConcurrency 1 at 85 %: 4 clients need ceil(4 / 0.85) = 5 replicas; the bound
     // is 3.
@@ -588,6 +601,27 @@ fn a_burst_scales_out_in_panic_and_quiet_scales_to_zero() {
         v["autoscaling"][0]["replicas"] == 0 && count(v) == 0
     });
     assert_eq!(v["autoscaling"][0]["activity"], "inactive");
+
+    // A daemon restart does not wake it (Knative keeps a revision's scale): its autoscaler
+    // resumes at zero, and no replica is started.
+    s.restart();
+    let v = wait_for(
+        &s.daemon,
+        &name,
+        "its autoscaler after the restart",
+        30,
+        |v| {
+            v["autoscaling"][0]["activity"].is_string()
+                && v["status"]["components"][0]["ready"] == true
+        },
+    );
+    assert_eq!(v["autoscaling"][0]["replicas"], 0, "{}", v["autoscaling"]);
+    assert_eq!(v["autoscaling"][0]["activity"], "inactive");
+    assert_eq!(count(&v), 0, "{}", v["status"]["replicas"]);
+    assert_eq!(
+        containers(&format!("gantry.dev/inferenceservice={name}")),
+        ""
+    );
 
     // And back: the next request is held while a replica starts.
     let reply = predict(&s.daemon, &name, Duration::from_secs(60)).unwrap();

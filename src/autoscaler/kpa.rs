@@ -135,6 +135,30 @@ impl PodAutoscaler {
         }
     }
 
+    /// A revision that was running before this autoscaler started (a daemon restart): its
+    /// replicas as they are, its initial scale long behind it. Knative keeps that in the
+    /// PodAutoscaler's status; gantry reads it from the containers. At zero it is inactive,
+    /// behind the router, until a request comes: a restart does not wake an idle model. The
+    /// bounds apply at once (a revision that gets traffic again starts at its minimum).
+    pub fn resume(spec: KpaSpec, now: Duration, replicas: i32) -> PodAutoscaler {
+        let replicas = replicas.max(spec.bounds().0);
+        let idle = replicas == 0;
+        PodAutoscaler {
+            replicas,
+            spec,
+            activity: if idle {
+                Activity::Inactive
+            } else {
+                Activity::Active
+            },
+            reason: if idle { "NoTraffic" } else { "" },
+            since: now,
+            initialized: true,
+            mode: Mode::Proxy,
+            proxy_since: Some(now),
+        }
+    }
+
     pub fn replicas(&self) -> i32 {
         self.replicas
     }
@@ -481,6 +505,47 @@ mod tests {
             r.replicas, 2,
             "initial scale reached: min-scale is the floor now"
         );
+    }
+
+    #[test]
+    fn a_resumed_revision_keeps_its_replicas_and_an_idle_one_stays_at_zero() {
+        // At zero before the restart: inactive, the router in the path, and no decision
+        // (no data yet) wakes it; a request's decision does.
+        let mut pa = PodAutoscaler::resume(knative_spec(), secs(0), 0);
+        assert_eq!((pa.replicas(), pa.activity()), (0, Activity::Inactive));
+        let r = pa.reconcile(secs(0), decision(-1, 0), 0);
+        assert_eq!(
+            (r.replicas, r.activity, r.mode),
+            (0, Activity::Inactive, Mode::Proxy)
+        );
+        let r = pa.reconcile(secs(2), decision(0, 0), 0);
+        assert_eq!(r.replicas, 0, "no traffic: still at zero");
+        let r = pa.reconcile(secs(3), decision(1, 0), 0);
+        assert_eq!((r.replicas, r.activity), (1, Activity::Activating));
+
+        // Running before: kept as they are, the initial scale no floor any more.
+        let spec = KpaSpec {
+            initial_scale: 5,
+            ..knative_spec()
+        };
+        let mut pa = PodAutoscaler::resume(spec, secs(0), 2);
+        assert_eq!(pa.activity(), Activity::Active);
+        assert_eq!(pa.reconcile(secs(0), decision(-1, 0), 2).replicas, 2);
+
+        // The minimum applies at once; not to an unreachable revision.
+        let floor = KpaSpec {
+            min_scale: 1,
+            ..knative_spec()
+        };
+        assert_eq!(
+            PodAutoscaler::resume(floor.clone(), secs(0), 0).replicas(),
+            1
+        );
+        let unreachable = KpaSpec {
+            reachable: false,
+            ..floor
+        };
+        assert_eq!(PodAutoscaler::resume(unreachable, secs(0), 0).replicas(), 0);
     }
 
     #[test]

@@ -215,7 +215,7 @@ pub struct Observed {
     /// Revisions that have had a ready replica since the daemon started.
     pub ever_ready: BTreeSet<String>,
     /// The autoscaler's replica count per revision; a revision it has not decided on yet
-    /// runs [`fixed_replicas`].
+    /// runs what [`wanted_replicas`] says.
     pub scale: BTreeMap<String, u32>,
     /// Revisions whose replicas wait for their model.
     pub models: BTreeMap<String, ModelWait>,
@@ -271,14 +271,26 @@ pub fn fixed_replicas(c: &DesiredComponent) -> u32 {
     (a.min_scale.max(a.initial_scale).max(0)) as u32
 }
 
-/// How many replicas `revision` of component `c` should run: the autoscaler's count, else
+/// How many replicas `revision` of component `c` should run: the autoscaler's count. Before
+/// it has decided: for a revision that came up before this daemon started (its component's
+/// record names it), the replicas it has, at least `minReplicas` (an idle revision at zero
+/// stays there across a restart, as Knative keeps a PodAutoscaler's scale); for any other,
 /// [`fixed_replicas`].
 pub fn wanted_replicas(c: &DesiredComponent, revision: &str, observed: &Observed) -> u32 {
-    observed
-        .scale
-        .get(revision)
-        .copied()
-        .unwrap_or_else(|| fixed_replicas(c))
+    if let Some(&n) = observed.scale.get(revision) {
+        return n;
+    }
+    if observed.records.values().any(|r| r.mentions(revision)) {
+        let running = observed
+            .replicas
+            .iter()
+            .filter(|r| r.revision == revision && !observed.stopping.contains(&r.container_id))
+            .map(|r| r.replica + 1)
+            .max()
+            .unwrap_or(0);
+        return running.max(c.scaling.autoscaling.min_scale.max(0) as u32);
+    }
+    fixed_replicas(c)
 }
 
 /// Decides what to do. `revisions` holds every revision of the desired components (latest
@@ -565,21 +577,13 @@ pub fn component_split(
 ) -> (Split, ComponentRecord) {
     let record = observed.records.get(id).cloned().unwrap_or_default();
     let mine = revisions_of(id, revisions);
-    let remembered = |name: &str| {
-        [
-            &record.latest_ready_revision,
-            &record.rollout.latest_rolledout_revision,
-            &record.rollout.previous_rolledout_revision,
-        ]
-        .into_iter()
-        .any(|r| r.as_deref() == Some(name))
-    };
     let history: Vec<traffic::Revision> = mine
         .iter()
         .enumerate()
         .map(|(i, r)| traffic::Revision {
             name: r.name.clone(),
-            ready: came_up(entry, &r.name, i + 1 == mine.len(), observed) || remembered(&r.name),
+            ready: came_up(entry, &r.name, i + 1 == mine.len(), observed)
+                || record.mentions(&r.name),
         })
         .collect();
     let scaling = &entry.component.scaling;
@@ -1275,6 +1279,43 @@ mod tests {
             text.push_str(&format!("  canary:\n{}", endpoint(image)));
         }
         v1alpha2_file(&text)
+    }
+
+    #[test]
+    fn an_idle_revision_at_zero_stays_there_across_a_restart() {
+        // minReplicas 0, scaled to zero before the restart: no container, and the autoscaler
+        // has not decided yet.
+        let d = entry("img:1", 0);
+        let revisions = new_revisions(&[], std::slice::from_ref(&d), 1);
+        let rev = "iris-predictor-00001";
+        assert_eq!(fixed_replicas(&d.component), 1, "the initial scale");
+        let mut observed = Observed::default();
+        // A revision that never came up starts at its initial scale...
+        assert_eq!(
+            plan(&revisions, std::slice::from_ref(&d), &observed, T0).actions,
+            [create(rev, 0)]
+        );
+        // ... one the record names had come up before: it keeps the replicas it has.
+        observed.records.insert(id(), record(rev, rev, None));
+        assert!(plan(&revisions, std::slice::from_ref(&d), &observed, T0)
+            .actions
+            .is_empty());
+        let s = component_status(&id(), &d, &revisions, &observed);
+        assert!(s.ready, "at zero, a request wakes it: {s:?}");
+        assert_eq!(percents(&s), [(rev, 100, None)]);
+        // With two running, both stay; with minReplicas 2, the floor holds.
+        observed.replicas = vec![
+            replica(rev, 0, ContainerState::Running, false),
+            replica(rev, 1, ContainerState::Running, false),
+        ];
+        let observed = keyed(observed, &revisions);
+        assert!(plan(&revisions, std::slice::from_ref(&d), &observed, T0)
+            .actions
+            .is_empty());
+        let two = entry("img:1", 2);
+        let mut one = observed.clone();
+        one.replicas.truncate(1);
+        assert_eq!(plan(&revisions, &[two], &one, T0).actions, [create(rev, 1)]);
     }
 
     #[test]

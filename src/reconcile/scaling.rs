@@ -72,11 +72,19 @@ struct Scaled {
     reported_early: bool,
 }
 
-/// The revisions the autoscaler sizes, with their settings and whether traffic reaches them.
-fn autoscaled(
-    folder: &FolderState,
-    status: &RuntimeStatus,
-) -> BTreeMap<String, (Autoscaling, bool)> {
+/// A revision the autoscaler sizes.
+#[derive(Debug, Clone, PartialEq)]
+struct Sized {
+    settings: Autoscaling,
+    /// Traffic reaches it (Knative's `Reachability`).
+    reachable: bool,
+    /// It came up before (it is in its component's traffic): the replicas it has now, which
+    /// its autoscaler starts from if it has none yet (a daemon restart).
+    running: Option<i32>,
+}
+
+/// The revisions the autoscaler sizes.
+fn autoscaled(folder: &FolderState, status: &RuntimeStatus) -> BTreeMap<String, Sized> {
     let mut out = BTreeMap::new();
     for entry in folder.catalog.services.values() {
         let Some(desired) = entry.desired.as_ref() else {
@@ -97,7 +105,20 @@ fn autoscaled(
                 continue;
             };
             for (revision, reachable) in sized(c) {
-                out.insert(revision, (component.scaling.autoscaling.clone(), reachable));
+                let came_up = c.traffic.iter().any(|t| t.revision_name == revision);
+                let running = service
+                    .replicas
+                    .iter()
+                    .filter(|r| r.revision == revision)
+                    .map(|r| r.replica as i32 + 1)
+                    .max()
+                    .unwrap_or(0);
+                let sized = Sized {
+                    settings: component.scaling.autoscaling.clone(),
+                    reachable,
+                    running: came_up.then_some(running),
+                };
+                out.insert(revision, sized);
             }
         }
     }
@@ -239,12 +260,17 @@ pub async fn run(
 /// revisions no longer sized.
 fn track(
     revisions: &mut BTreeMap<String, Scaled>,
-    wanted: BTreeMap<String, (Autoscaling, bool)>,
+    wanted: BTreeMap<String, Sized>,
     ready: &BTreeMap<String, i32>,
     now: Duration,
 ) {
     revisions.retain(|name, _| wanted.contains_key(name));
-    for (name, (settings, reachable)) in wanted {
+    for (name, sized) in wanted {
+        let Sized {
+            settings,
+            reachable,
+            running,
+        } = sized;
         match revisions.get_mut(&name) {
             Some(scaled) if scaled.settings != settings || scaled.reachable != reachable => {
                 let (decider, kpa) = specs(&settings, reachable);
@@ -259,7 +285,10 @@ fn track(
                 let ready = ready_of(ready, &name);
                 let collector = Collector::for_settings(&settings);
                 let decider = Decider::new(decider_spec, collector, ready, now);
-                let mut pa = PodAutoscaler::new(kpa, now);
+                let mut pa = match running {
+                    Some(replicas) => PodAutoscaler::resume(kpa, now, replicas),
+                    None => PodAutoscaler::new(kpa, now),
+                };
                 // Bounds apply from the start (min-scale above the initial scale).
                 pa.reconcile(now, decider.status(), ready);
                 let view = ScaleView {
@@ -271,7 +300,7 @@ fn track(
                     stable: None,
                     panic_value: None,
                     excess_burst_capacity: decider.status().excess_burst_capacity,
-                    activity: "activating".into(),
+                    activity: activity_name(pa.activity()).into(),
                     events: Vec::new(),
                 };
                 revisions.insert(
@@ -312,6 +341,15 @@ fn record(router: &Router, revisions: &mut BTreeMap<String, Scaled>) {
                 ..Stat::default()
             },
         );
+    }
+}
+
+/// How the API and `describe` name an activity.
+fn activity_name(activity: crate::autoscaler::Activity) -> &'static str {
+    match activity {
+        crate::autoscaler::Activity::Activating => "activating",
+        crate::autoscaler::Activity::Active => "active",
+        crate::autoscaler::Activity::Inactive => "inactive",
     }
 }
 
@@ -373,12 +411,7 @@ fn decide_one(name: &str, scaled: &mut Scaled, now: Duration, ready: i32, tick: 
         stable: observed.map(|o| o.stable).or(scaled.view.stable),
         panic_value: observed.map(|o| o.panic).or(scaled.view.panic_value),
         excess_burst_capacity: status.excess_burst_capacity,
-        activity: match reconciled.activity {
-            crate::autoscaler::Activity::Activating => "activating",
-            crate::autoscaler::Activity::Active => "active",
-            crate::autoscaler::Activity::Inactive => "inactive",
-        }
-        .into(),
+        activity: activity_name(reconciled.activity).into(),
         events,
     };
 }

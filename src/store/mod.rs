@@ -34,6 +34,19 @@ pub struct ComponentRecord {
     pub latest_ready_revision: Option<String>,
 }
 
+impl ComponentRecord {
+    /// Whether the record names `revision`: then it came up once (ready, or rolled out).
+    pub fn mentions(&self, revision: &str) -> bool {
+        [
+            &self.latest_ready_revision,
+            &self.rollout.latest_rolledout_revision,
+            &self.rollout.previous_rolledout_revision,
+        ]
+        .into_iter()
+        .any(|r| r.as_deref() == Some(revision))
+    }
+}
+
 fn component_key(id: &ComponentId) -> String {
     format!("{}/{}/{}", id.namespace, id.service, id.component)
 }

@@ -79,7 +79,12 @@ impl Daemon {
     }
 
     pub fn stop(mut self) {
-        // SIGTERM: the daemon leaves its containers running for the next start to adopt.
+        self.terminate();
+    }
+
+    /// SIGTERM, and waits for the daemon to exit: it leaves its containers running for the
+    /// next start to adopt.
+    pub fn terminate(&mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
