@@ -414,6 +414,7 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
             }
         }
     }
+    observed.records = shared.records.lock().unwrap().clone();
     observed.records = keep_records(store, shared, &desired, &revisions, &observed);
     let now = shared.now();
     let decided = plan(&revisions, &desired, &observed, now);
@@ -562,8 +563,9 @@ async fn pass<R: ContainerRuntime + ContainerEvents>(
 
 /// Brings each desired component's rollout record up to date with its traffic split now,
 /// saves what changed (and forgets components no longer desired, as KServe's status goes with
-/// its InferenceService), and returns the records to plan with. When the store cannot be
-/// written the old records stay, so the next pass tries again.
+/// its InferenceService), and returns the records to plan with. `observed.records` holds the
+/// records as kept so far. When the store cannot be written the old records stay, so the next
+/// pass tries again.
 fn keep_records(
     store: &Store,
     shared: &Shared,
@@ -571,16 +573,14 @@ fn keep_records(
     revisions: &[RevisionRecord],
     observed: &Observed,
 ) -> BTreeMap<ComponentId, ComponentRecord> {
-    let mut records = shared.records.lock().unwrap();
-    let mut current = observed.clone();
-    current.records = records.clone();
     let next: BTreeMap<ComponentId, ComponentRecord> = desired
         .iter()
         .map(|d| {
-            let (_, kept) = component_split(&d.id, d, revisions, &current);
+            let (_, kept) = component_split(&d.id, d, revisions, observed);
             (d.id.clone(), kept)
         })
         .collect();
+    let mut records = shared.records.lock().unwrap();
     let changed = next.iter().filter(|(id, r)| records.get(*id) != Some(*r));
     let removed = records.keys().filter(|id| !next.contains_key(*id));
     if changed.clone().next().is_none() && removed.clone().next().is_none() {
