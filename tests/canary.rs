@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::daemon::{
-    containers, docker, engine_and_image_ready, model_server_service, ready_replicas, wait_for,
-    wait_until_removed, Daemon,
+    containers, docker, engine_and_image_ready, model_server_container, model_server_service,
+    ready_replicas, wait_for, wait_until_removed, Daemon,
 };
 use support::http::{request, Reply};
 
@@ -505,20 +505,8 @@ fn v1alpha2_endpoint(name: &str, version: &str) -> String {
       custom:
         container:
           name: kfserving-container
-          image: {image}
-          args: [--model-name={name}, --version={version}]
-          env:
-          - name: STORAGE_URI
-            value: {models}
-          readinessProbe:
-            httpGet: {{path: /v2/health/ready}}
-            periodSeconds: 1
-          resources:
-            requests: {{cpu: 50m, memory: 32Mi}}
-            limits: {{cpu: 500m, memory: 64Mi}}
-",
-        image = support::daemon::MODEL_SERVER,
-        models = support::daemon::models_dir().display()
+{}",
+        model_server_container(name, &format!(", --version={version}"), 10)
     )
 }
 

@@ -305,26 +305,12 @@ impl Router {
             let Some(desired) = entry.desired.as_ref() else {
                 continue;
             };
-            let service_status = status
-                .services
-                .get(&(desired.namespace.clone(), desired.name.clone()));
-            let tags = desired
-                .components
-                .iter()
-                .flat_map(|c| {
-                    service_status
-                        .and_then(|s| s.components.iter().find(|s| s.component == c.kind.as_str()))
-                        .into_iter()
-                        .flat_map(|s| &s.traffic)
-                        .filter_map(|t| t.tag.as_deref().and_then(Tag::parse))
-                        .map(move |tag| (c.kind, tag))
-                })
-                .collect();
             services.push(ServiceRoutes {
                 namespace: desired.namespace.clone(),
                 name: desired.name.clone(),
                 components: desired.components.iter().map(|c| c.kind).collect(),
-                tags,
+                // Filled in from the targets below.
+                tags: Vec::new(),
                 model_names: desired
                     .components
                     .iter()
@@ -336,7 +322,6 @@ impl Router {
                 components.insert((desired.namespace.clone(), desired.name.clone(), c.kind), c);
             }
         }
-        *self.table.write().unwrap() = Arc::new(RouteTable::new(&self.domain, services));
 
         // Ready replicas per revision.
         let draining = self.draining.lock().unwrap().clone();
@@ -427,6 +412,18 @@ impl Router {
             r.set_ready(replicas);
         }
         drop(revisions);
+        // A tag host routes where the component's tagged target goes.
+        for ((namespace, service, kind), component) in &targets {
+            if let Some(routes) = services
+                .iter_mut()
+                .find(|s| &s.namespace == namespace && &s.name == service)
+            {
+                routes
+                    .tags
+                    .extend(component.tags.iter().map(|(tag, _)| (*kind, *tag)));
+            }
+        }
+        *self.table.write().unwrap() = Arc::new(RouteTable::new(&self.domain, services));
         let mut by_name = Targets::new();
         for ((namespace, service, _), component) in targets {
             by_name

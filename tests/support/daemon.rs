@@ -125,20 +125,33 @@ metadata:
   predictor:
 {extra}    containers:
     - name: kserve-container
-      image: {MODEL_SERVER}
-      args: [--model-name={name}{args}]
-      env:
-      - name: STORAGE_URI
-        value: {models}
-      readinessProbe:
-        httpGet: {{path: /v2/health/ready}}
-        periodSeconds: 1
-      resources:
-        requests: {{cpu: 50m, memory: 32Mi}}
-        limits: {{cpu: 500m, memory: 64Mi}}
+{}",
+        model_server_container(name, args, 6)
+    )
+}
+
+/// The fields of a container running the example model server (all but `name`), each line
+/// indented by `indent` spaces: image, `args` as in [`model_server_service`], the model,
+/// a quick readiness probe and small resources.
+pub fn model_server_container(name: &str, args: &str, indent: usize) -> String {
+    format!(
+        "image: {MODEL_SERVER}
+args: [--model-name={name}{args}]
+env:
+- name: STORAGE_URI
+  value: {models}
+readinessProbe:
+  httpGet: {{path: /v2/health/ready}}
+  periodSeconds: 1
+resources:
+  requests: {{cpu: 50m, memory: 32Mi}}
+  limits: {{cpu: 500m, memory: 64Mi}}
 ",
         models = models_dir().display()
     )
+    .lines()
+    .map(|line| format!("{:indent$}{line}\n", ""))
+    .collect()
 }
 
 /// Waits for `condition` on the service's API view, with a deadline.
